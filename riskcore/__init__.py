@@ -1,9 +1,10 @@
 """riskcore: a risk simulator and backtester for perpetual-futures margin."""
 from . import margin
+from .book import Book, Fill, Order, Position, Settings
 from .brackets import Brackets
 from .enums import Leg, MarginMode, PositionMode, Side
 from .errors import BracketError, Refused, RiskcoreError
 
-__all__ = ["Brackets", "BracketError", "Leg", "MarginMode", "PositionMode", "Refused",
+__all__ = ["Book", "Fill", "Order", "Position", "Settings", "Brackets", "BracketError", "Leg", "MarginMode", "PositionMode", "Refused",
            "RiskcoreError", "Side", "margin"]
 __version__ = "0.1.0"
