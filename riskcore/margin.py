@@ -230,7 +230,8 @@ def _cross_lp_one(base: float, positions, brackets: Brackets) -> float:
     want_rising = net > 0
     const = base - sum(s * q * ep for s, q, ep in positions)
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        probe = hi if np.isfinite(hi) else (lo * 2.0 if lo > 0 else 1.0)
+        # Probe inside the piece: at an edge, rounding could put a position in the next tier.
+        probe = 0.5 * (lo + hi) if np.isfinite(hi) else (lo * 2.0 if lo > 0 else 1.0)
         alpha, beta = const, 0.0
         for s, q, _ in positions:
             k = brackets.tier_index(q * probe)
