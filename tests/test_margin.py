@@ -423,20 +423,15 @@ def test_cross_lp_lone_position_equals_isolated_auto_add_case(half_pct):
         7_236.18, abs=0.01)
 
 
-# The tier of each position at the candidate price is probed at q * (cap / q), which rounds above
-# the cap for some q (e.g. 0.3 * (50,000 / 0.3) = 50,000.00000000001), so the whole price band
-# below that edge is solved with the NEXT tier's (mmr, cum).
+# Regression: a position's tier at a candidate price used to be probed at the piece's upper edge
+# q * (cap / q), which rounds above the cap for some q (0.3 * (50,000 / 0.3) = 50,000.00000000001),
+# so the band below that edge was solved with the NEXT tier's (mmr, cum) (fixed in 34383d8).
 # Hand values (BTCUSDT Oct 2024, tier 1 = 0.4%, cum 0):
 #   long 0.3 @ 100,000, W 3,000:  (3,000 - 30,000) / (0.3*0.004 - 0.3) = -27,000 / -0.2988 = 90,361.4458
-#                                 notional 27,108 <= 50,000 (tier 1). The code gives 90,284.76, the root
-#                                 of the tier-2 line (3,000 + 50 - 30,000) / (0.0015 - 0.3) = -26,950 / -0.2985.
+#                                 notional 27,108 <= 50,000 (tier 1). The tier-2 line would give
+#                                 (3,000 + 50 - 30,000) / (0.0015 - 0.3) = -26,950 / -0.2985 = 90,284.76.
 #   short 0.3 @ 100,000, W 3,000: (3,000 + 30,000) / (0.3*0.004 + 0.3) = 33,000 / 0.3012 = 109,561.7530
-#                                 notional 32,869 (tier 1). The code gives 109,618.57 (tier-2 line).
-CROSS_EDGE_BUG = ("BUG: cross_liquidation_price probes each position's tier at q*(cap/q), which can round "
-                  "above the cap, and then solves the band below that edge with the next tier's mmr/cum")
-
-
-@pytest.mark.xfail(strict=True, reason=CROSS_EDGE_BUG)
+#                                 notional 32,869 (tier 1); the tier-2 line would give 109,618.57.
 @pytest.mark.parametrize(("kwargs", "expected"), [
     (dict(side=1, qty=0.3, entry_price=100_000), 27_000 / 0.2988),
     (dict(side=-1, qty=0.3, entry_price=100_000), 33_000 / 0.3012),
@@ -446,8 +441,8 @@ def test_cross_lp_tier_at_band_edge(btc_2024, kwargs, expected):
     assert m.cross_liquidation_price(3_000.0, btc_2024, **kwargs) == pytest.approx(expected, rel=1e-9)
 
 
-def test_isolated_lp_same_case_is_right(btc_2024):
-    # the isolated solver gets the cases above right (hand values in the comment above)
+def test_isolated_lp_band_edge_cases(btc_2024):
+    # the isolated solver on the same cases (hand values in the comment above)
     assert m.isolated_liquidation_price(1, 0.3, 100_000, 3_000, btc_2024) == pytest.approx(27_000 / 0.2988, rel=1e-12)
     assert m.isolated_liquidation_price(-1, 0.3, 100_000, 3_000, btc_2024) == pytest.approx(33_000 / 0.3012,
                                                                                             rel=1e-12)
@@ -500,11 +495,27 @@ def test_property_cross_equals_isolated_one_tier(side, qty, price, frac, mmr):
                     m.isolated_liquidation_price(side, qty, price, wallet, table))
 
 
-@pytest.mark.xfail(strict=True, reason=CROSS_EDGE_BUG)
 @SETTINGS
 @given(side=sides, qty=qtys, price=prices, frac=wallet_fracs)
-@example(side=1, qty=0.3, price=100_000.0, frac=0.1)  # the hand case above: W 3,000
+@example(side=1, qty=0.3, price=100_000.0, frac=0.1)  # the band-edge regression case above: W 3,000
+@example(side=-1, qty=0.3, price=100_000.0, frac=0.1)
 def test_property_cross_equals_isolated_btc_table(btc_2024, side, qty, price, frac):
     wallet = frac * qty * price
     _assert_same_lp(m.cross_liquidation_price(wallet, btc_2024, side=side, qty=qty, entry_price=price),
                     m.isolated_liquidation_price(side, qty, price, wallet, btc_2024))
+
+
+@SETTINGS
+@given(ql=qtys, el=prices, qs=qtys, es=prices, frac=wallet_fracs)
+def test_property_cross_hedge_root_is_at_maintenance(btc_2024, ql, el, qs, es, frac):
+    # hedge legs on the real table: where a price is returned, MB = MM there (rule book MM, both legs charged)
+    wallet = frac * (ql * el + qs * es)
+    lp = m.cross_liquidation_price(wallet, btc_2024, long_qty=ql, long_entry_price=el, short_qty=qs,
+                                   short_entry_price=es)
+    if math.isnan(lp):
+        return
+    assert lp > 0
+    balance = wallet + ql * (lp - el) - qs * (lp - es)
+    mm = mm_reference(ql * lp) + mm_reference(qs * lp)
+    scale = abs(mm) + 1e-9 * (wallet + ql * el + qs * es + (ql + qs) * lp)
+    assert abs(balance - mm) <= 1e-6 * scale
