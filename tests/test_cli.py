@@ -1,0 +1,29 @@
+"""The riskcore command: the README's main job and the bracket listing."""
+import re
+
+from riskcore.cli import main
+
+
+def test_example_prints_binance_figures_and_succeeds(capsys):
+    assert main(["example"]) == 0
+    out = capsys.readouterr().out
+    # Binance's published liquidation prices (MARGIN_RULES.md section 4) appear twice per row:
+    # riskcore's figure and the published one, equal to the cent.
+    for published in ("26,316.89", "1,153.26", "18,778.73", "1,114.78"):
+        assert len(re.findall(re.escape(published), out)) == 2, published
+
+
+def test_brackets_lists_and_prints_tables(capsys):
+    assert main(["brackets"]) == 0
+    listing = capsys.readouterr().out
+    assert "BTCUSDT" in listing and "ETHUSDT" in listing
+    assert main(["brackets", "BTCUSDT", "--date", "2024-10-31"]) == 0
+    table = capsys.readouterr().out
+    assert "2024-05-30" in table  # the table in effect on that date
+    assert "600,000" in table and "0.0065" in table  # tier 3 of the Oct-2024 BTCUSDT table
+
+
+def test_brackets_unknown_symbol_is_a_clear_error(capsys):
+    assert main(["brackets", "NOPEUSDT"]) == 2
+    err = capsys.readouterr().err
+    assert "NOPEUSDT" in err and "BTCUSDT" in err
