@@ -344,6 +344,9 @@ class Book:
                 raise Refused(f"account {account!r}: cross hedge legs of {symbol} must share one leverage "
                               f"({other:g}x on the other leg); set both with leg=None",
                               "cross_leverage_mismatch", symbol)
+        if contract.brackets.max_notional(leverage) <= 0.0:
+            raise Refused(f"account {account!r}: leverage {leverage:g}x is above the {symbol} brackets' "
+                          f"highest max leverage {contract.brackets.max_leverage[0]:g}x", "leverage_cap", symbol)
         legs = (Leg.LONG, Leg.SHORT) if leg == Leg.BOTH else (leg,)
         marks = self._marks(marks)
 
@@ -750,9 +753,10 @@ class Book:
         marks = self._marks(marks)
         tot = self._cross_totals(acct, marks)
         iso_wallet = sum(p.wallet_iso for p in acct.positions.values())
-        iso_upnl = sum(p.side * p.qty * (self._mark(marks, p.contract) - p.entry_price)
-                       for p in acct.positions.values()
-                       if acct.settings[p.contract].margin_mode == MarginMode.ISOLATED)
+        # An isolated position can lose its own wallet and no more: its equity counts from 0.
+        iso_equity = sum(max(0.0, p.wallet_iso + p.side * p.qty * (self._mark(marks, p.contract) - p.entry_price))
+                         for p in acct.positions.values()
+                         if acct.settings[p.contract].margin_mode == MarginMode.ISOLATED)
         mb = acct.wallet + tot["unrealized_pnl"]
         order_margin = self._order_margin(acct)
         return {
@@ -768,7 +772,7 @@ class Book:
             "mmr": fm.account_mmr(tot["maintenance_margin"], mb),
             "imr": fm.account_imr(tot["initial_margin"], mb),
             "free_balance": max(0.0, mb - tot["initial_margin"] - order_margin),
-            "equity": mb + iso_wallet + iso_upnl,
+            "equity": mb + iso_equity,
             "n_positions": len(acct.positions),
             "n_orders": len(acct.orders),
         }

@@ -69,7 +69,7 @@ class Brackets:
                 raise BracketError(f"brackets{where}: column {name!r} has {arr.size} values, expected {n}")
             bad = np.flatnonzero(~np.isfinite(arr))
             if bad.size:
-                raise BracketError(f"brackets{where}: tier {bad[0] + 1}: {name} is {arr[bad[0]]!r}, not a finite number")
+                raise BracketError(f"brackets{where}: tier {bad[0] + 1}: {name} is {float(arr[bad[0]])!r}, not a finite number")
         floor, cap, rate, lev = (arrays[c] for c in COLUMNS[:4])
 
         def tier(i: int) -> str:
@@ -81,9 +81,9 @@ class Brackets:
             if not cap[i] > floor[i]:
                 raise BracketError(f"{tier(i)}: cap must be above floor")
             if not 0.0 < rate[i] < 1.0:
-                raise BracketError(f"{tier(i)}: mmr {rate[i]!r} must lie strictly between 0 and 1")
+                raise BracketError(f"{tier(i)}: mmr {float(rate[i])!r} must lie strictly between 0 and 1")
             if not lev[i] >= 1.0:
-                raise BracketError(f"{tier(i)}: max leverage {lev[i]!r} must be at least 1")
+                raise BracketError(f"{tier(i)}: max leverage {float(lev[i])!r} must be at least 1")
             if not rate[i] < 1.0 / lev[i]:
                 raise BracketError(
                     f"{tier(i)}: mmr {rate[i]:g} is not below 1/max_leverage = {1.0 / lev[i]:g}; "
@@ -113,7 +113,8 @@ class Brackets:
             for i in range(n):
                 if not abs(cum_arr[i] - derived[i]) <= CUM_TOLERANCE * max(1.0, abs(derived[i])):
                     raise BracketError(
-                        f"{tier(i)}: cum {cum_arr[i]!r} breaks the continuity rule, which gives {derived[i]!r} "
+                        f"{tier(i)}: cum {float(cum_arr[i])!r} breaks the continuity rule, which gives "
+                        f"{float(derived[i])!r} "
                         "(cum_n = cum_(n-1) + floor_n * (mmr_n - mmr_(n-1)))")
         for name, arr in zip(COLUMNS, (floor, cap, rate, lev, cum_arr)):
             arr = np.ascontiguousarray(arr, dtype=np.float64)
@@ -124,6 +125,9 @@ class Brackets:
         object.__setattr__(self, "source", source)
 
     def __setattr__(self, name, value):
+        raise AttributeError("Brackets is immutable; build a new table instead")
+
+    def __delattr__(self, name):
         raise AttributeError("Brackets is immutable; build a new table instead")
 
     def __reduce__(self):
@@ -217,7 +221,7 @@ class Brackets:
         stem = path.name.removesuffix(".gz")
         if stem.endswith(".jsonl"):
             best = None
-            cutoff = None if date is None else pd.Timestamp(date)
+            cutoff = None if date is None else pd.Timestamp(date).date().isoformat()
             for n, line in enumerate(text.splitlines(), 1):
                 if not line.strip():
                     continue
@@ -227,18 +231,16 @@ class Brackets:
                     raise BracketError(f"{path}: line {n} is not JSON: {exc}") from None
                 if entry.get("symbol") != symbol:
                     continue
-                when = entry.get("effective_date") or entry.get("commit_date")
-                stamp = pd.Timestamp(when)
-                if stamp.tzinfo is not None:
-                    stamp = stamp.tz_convert("UTC").tz_localize(None)
-                if cutoff is not None and stamp > cutoff:
+                # The calendar day as written (commit dates carry the committer's offset).
+                day = str(entry.get("effective_date") or entry.get("commit_date"))[:10]
+                if cutoff is not None and day > cutoff:
                     continue
-                if best is None or stamp >= best[0]:
-                    best = (stamp, entry, n)
+                if best is None or day >= best[0]:
+                    best = (day, entry, n)
             if best is None:
                 raise BracketError(f"{path}: no {symbol} table" + (f" on or before {date}" if date else ""))
             return cls.from_binance(best[1]["brackets"], symbol=symbol,
-                                    effective_date=best[0].date().isoformat(),
+                                    effective_date=best[0],
                                     source=f"{path.name} line {best[2]}")
         try:
             data = json.loads(text)
@@ -344,7 +346,9 @@ class Brackets:
         """A stressed copy: every mmr times ``mmr_factor`` and max leverage capped; cum re-derived."""
         rate = self.mmr * float(mmr_factor)
         lev = self.max_leverage if max_leverage_cap is None else np.minimum(self.max_leverage, max_leverage_cap)
-        return Brackets(self.notional_floor, self.notional_cap, rate, lev, None, symbol=self.symbol,
+        # cum is linear in the rates, so it scales with them (and scaled(1.0) equals the table).
+        return Brackets(self.notional_floor, self.notional_cap, rate, lev, self.cum * float(mmr_factor),
+                        symbol=self.symbol,
                         effective_date=self.effective_date,
                         source=f"{self.source or 'table'} x mmr {mmr_factor:g}"
                         + (f", leverage <= {max_leverage_cap:g}" if max_leverage_cap is not None else ""))

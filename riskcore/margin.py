@@ -31,9 +31,11 @@ def _out(x):
 
 def _sides(side) -> np.ndarray:
     """Side(s) as a float array of +1/-1."""
-    if isinstance(side, (str, int, np.integer)) and not isinstance(side, bool):
+    if isinstance(side, (str, int, np.integer, bool, np.bool_)):
         return np.asarray(float(parse_side(side)))
     arr = np.asarray(side)
+    if arr.dtype.kind == "b":
+        raise ValueError(f"side must be +1 (long) or -1 (short), not a boolean: {side!r}")
     if arr.dtype.kind in "OUS":
         return np.vectorize(lambda v: float(parse_side(v)), otypes=[np.float64])(arr)
     arr = arr.astype(np.float64)
@@ -60,6 +62,7 @@ def unrealized_pnl(side, qty, entry_price, mark_price):
     """``side * qty * (mark - entry)``."""
     s = _sides(side)
     q, ep, mp = _floats(qty=qty, entry_price=entry_price, mark_price=mark_price)
+    _non_negative("qty", q)
     return _out(s * q * (mp - ep))
 
 
@@ -141,6 +144,7 @@ def _ratio(need, balance):
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(balance > 0, need / balance, np.inf)
         r = np.where((balance > 0) | (need > 0) | np.isnan(need), r, np.inf)
+        r = np.where(np.isnan(balance), np.nan, r)
     return _out(r)
 
 
@@ -175,6 +179,9 @@ def max_removable_margin(side, qty, entry_price, wallet, mark_price, leverage):
     s = _sides(side)
     q, ep, w, mp, lev = _floats(qty=qty, entry_price=entry_price, wallet=wallet,
                                 mark_price=mark_price, leverage=leverage)
+    _non_negative("qty", q)
+    if np.any(~(lev > 0)):
+        raise ValueError(f"leverage must be > 0; got {lev[~(lev > 0)].ravel()[:3].tolist()}")
     return _out(np.maximum(0.0, np.minimum(w, w + s * q * (mp - ep) - q * mp / lev)))
 
 
