@@ -442,25 +442,31 @@ class Book:
 
     def set_tp_sl(self, account, symbol: str, take_profit: float | None = None, stop_loss: float | None = None,
                   leg=None, marks: dict | None = None) -> None:
-        """Attach take-profit and/or stop-loss trigger prices to a position (None clears one).
+        """Set take-profit and/or stop-loss trigger prices of a position.
 
-        Refused when a trigger is already crossed at the current mark (it would fire at once)."""
+        ``None`` leaves a trigger as it is; ``"clear"`` (or NaN) removes it.  Refused when a
+        trigger is already crossed at the current mark (it would fire at once)."""
         acct = self._account(account)
         pos = self._find_position(acct, symbol, leg)
         mark = self._marks(marks).get(symbol)
+        new = {}
         for name, price in (("take_profit", take_profit), ("stop_loss", stop_loss)):
-            if price is not None and not (isinstance(price, (int, float, np.floating)) and math.isfinite(price)
-                                          and price > 0):
-                raise ValueError(f"{name} must be a positive price or None, not {price!r}")
-        if mark is not None:
-            if take_profit is not None and pos.side * (take_profit - mark) <= 0:
-                raise Refused(f"{pos.name}: take profit {take_profit:g} is already reached at mark {mark:g}",
-                              "tp_sl_crossed", pos.name)
-            if stop_loss is not None and pos.side * (stop_loss - mark) >= 0:
-                raise Refused(f"{pos.name}: stop loss {stop_loss:g} is already reached at mark {mark:g}",
-                              "tp_sl_crossed", pos.name)
-        pos.take_profit = None if take_profit is None else float(take_profit)
-        pos.stop_loss = None if stop_loss is None else float(stop_loss)
+            if price is None:
+                new[name] = getattr(pos, name)
+            elif isinstance(price, str) and price == "clear" or (isinstance(price, float) and math.isnan(price)):
+                new[name] = None
+            elif isinstance(price, (int, float, np.floating, np.integer)) and not isinstance(price, bool) \
+                    and math.isfinite(price) and price > 0:
+                new[name] = float(price)
+                if mark is not None and name == "take_profit" and pos.side * (price - mark) <= 0:
+                    raise Refused(f"{pos.name}: take profit {price:g} is already reached at mark {mark:g}",
+                                  "tp_sl_crossed", pos.name)
+                if mark is not None and name == "stop_loss" and pos.side * (price - mark) >= 0:
+                    raise Refused(f"{pos.name}: stop loss {price:g} is already reached at mark {mark:g}",
+                                  "tp_sl_crossed", pos.name)
+            else:
+                raise ValueError(f"{name} must be a positive price, None (keep) or 'clear', not {price!r}")
+        pos.take_profit, pos.stop_loss = new["take_profit"], new["stop_loss"]
 
     # -------------------------------------------------------------------- orders
     def market_order(self, account, symbol: str, side, qty: float, price: float, leg=None,
@@ -565,9 +571,12 @@ class Book:
                 raise Refused(f"{order.name}: a reduce-only order on the {LEG_NAMES[order.leg]} leg must "
                               f"{'sell' if order.leg == Leg.LONG else 'buy'}", "reduce_only_opens")
             return
+        if pos is None and order.leg != Leg.BOTH:
+            raise Refused(f"{order.name} would close the {LEG_NAMES[order.leg]} leg, but there is none",
+                          "no_position", order.contract)
         if pos is None or (order.leg == Leg.BOTH and pos.side == order.side):
             what = "there is no position" if pos is None else f"the position is {SIDE_NAMES[pos.side]}"
-            raise Refused(f"{order.name} could only reduce, but {what} to reduce", "reduce_only_opens")
+            raise Refused(f"{order.name} is reduce-only, but {what} to reduce", "reduce_only_opens")
         if order.leg != Leg.BOTH and not order.reduce_only:
             pending = sum(o.qty for o in acct.orders.values()
                           if (o.contract, o.leg, o.side) == (order.contract, order.leg, order.side))
@@ -633,7 +642,8 @@ class Book:
             if pos is None:
                 pos = Position(acct.account_id, symbol, leg, open_side, 0.0, price)
                 acct.positions[(symbol, leg)] = pos
-            pos.entry_price = (pos.qty * pos.entry_price + open_qty * price) / (pos.qty + open_qty)
+            if pos.qty > 0.0:
+                pos.entry_price = (pos.qty * pos.entry_price + open_qty * price) / (pos.qty + open_qty)
             pos.qty += open_qty
             if isolated:
                 im = open_qty * price / st.leverage(leg, open_side)
@@ -674,8 +684,8 @@ class Book:
                 continue
             price = fill_price or marks.get(symbol) or (pos.entry_price if pos else None)
             notional = pos.qty * price if (pos is not None and pos.side == side and price) else 0.0
-            notional += sum(o.qty * o.price for o in acct.orders.values()
-                            if o.contract == symbol and o.leg == leg and o.side == side and not o.reduce_only)
+            notional += sum(opening * o.price for o, opening in self._opening_orders(acct)
+                            if o.contract == symbol and o.leg == leg and o.side == side)
             if notional == 0.0:
                 continue
             lev = st.leverage(leg, side)
@@ -715,17 +725,15 @@ class Book:
             im += v["initial_margin"]
         return {"unrealized_pnl": upnl, "maintenance_margin": mm, "initial_margin": im}
 
-    def _order_margin(self, acct: Account) -> float:
-        """Initial margin held by resting orders: each order's opening quantity at its price over
-        the leverage.  In one-way mode an order against the position first uses up the part
-        of the position not already claimed by earlier orders on that side."""
-        held = 0.0
+    def _opening_orders(self, acct: Account):
+        """Each resting order with the quantity it would open: reduce-only and hedge closing
+        orders open nothing; in one-way mode an order against the position first uses up
+        the part of the position not already claimed by earlier orders on that side."""
         reducible: dict = {}
         for order in sorted(acct.orders.values(), key=lambda o: o.order_id):
             if order.reduce_only:
-                continue
-            st = acct.settings[order.contract]
-            if order.leg == Leg.BOTH:
+                opening = 0.0
+            elif order.leg == Leg.BOTH:
                 key = (order.contract, order.side)
                 if key not in reducible:
                     pos = acct.positions.get((order.contract, Leg.BOTH))
@@ -735,8 +743,12 @@ class Book:
                 opening = order.qty - used
             else:
                 opening = 0.0 if self._closing_direction(order.leg, order.side) else order.qty
-            held += opening * order.price / st.leverage(order.leg, order.side)
-        return held
+            yield order, opening
+
+    def _order_margin(self, acct: Account) -> float:
+        """Initial margin held by resting orders: opening quantity x price / leverage."""
+        return sum(opening * order.price / acct.settings[order.contract].leverage(order.leg, order.side)
+                   for order, opening in self._opening_orders(acct))
 
     def _raw_free(self, acct: Account, marks: dict) -> float:
         tot = self._cross_totals(acct, marks)

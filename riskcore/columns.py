@@ -253,6 +253,10 @@ def book_from_frames(frames: dict[str, pd.DataFrame]):
             r.fail("auto_add_short", "must equal auto_add_long in one-way mode")
         if st.margin_mode == MarginMode.CROSS and (st.auto_add_long or st.auto_add_short):
             r.fail("auto_add_long", "auto add-margin applies to isolated margin only")
+        top = float(book.contracts[symbol].brackets.max_leverage[0])
+        for col in ("leverage_long", "leverage_short"):
+            if getattr(st, col) > top:
+                r.fail(col, f"above the {symbol} brackets' highest max leverage {top:g}")
         acct.settings[symbol] = st
 
     for r in _Rows(frames, "positions"):

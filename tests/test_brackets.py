@@ -436,9 +436,6 @@ def test_history_errors(shared_data):
         Brackets.from_binance_file(path, "NOPEUSDT")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: from_binance_file compares the date (midnight) with the snapshot's full UTC timestamp, so a "
-    "snapshot is not 'on or before' its own effective_date; Brackets.load counts the whole day"))
 def test_history_date_is_inclusive_of_the_snapshot_day(shared_data):
     path = _history(shared_data)
     newest = Brackets.from_binance_file(path, "BTCUSDT", date="2022-05-22")
@@ -467,9 +464,6 @@ def test_inputs_are_copied():
     assert b.mmr[0] == 0.01
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Brackets overrides __setattr__ but not __delattr__, so `del table.mmr` (or .symbol) "
-    "succeeds on the 'immutable' table and later look-ups fail with AttributeError"))
 def test_attributes_cannot_be_deleted():
     b = Brackets.from_records(small_records(), symbol="T")
     with pytest.raises(AttributeError):

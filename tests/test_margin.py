@@ -294,9 +294,6 @@ def test_bad_side_raises(side):
         m.unrealized_pnl(side, 2, 100, 110)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor): margin._sides sends a bool down the numeric path, so side=True is taken as long, "
-    "while enums.parse_side refuses bools"))
 def test_bool_side_raises():
     with pytest.raises(ValueError, match="side"):
         m.unrealized_pnl(True, 2, 100, 110)
@@ -316,9 +313,6 @@ def test_negative_qty_raises(btc_2024, call):
         call(btc_2024)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (validation gap): unrealized_pnl, isolated_equity and max_removable_margin accept a negative qty "
-    "silently (the module's convention is qty >= 0; the LP/BP functions refuse it)"))
 @pytest.mark.parametrize("call", [
     lambda: m.unrealized_pnl(1, -1, 100, 110),
     lambda: m.isolated_equity(1, -1, 100, 10, 110),
