@@ -1,0 +1,577 @@
+"""The reference engine: MARGIN_RULES.md sections 6 to 8 written out in order.
+
+It is the executable specification the numba kernel must agree with, so it is
+written to be read: one object per position (the :class:`~riskcore.book.Book`'s own),
+explicit loops, one method per stage of a point.
+
+A run steps every bar of the price paths through its intrabar points
+(:func:`riskcore.inputs.bar_points`).  At each point, in this order:
+
+1. funding that is due (first point of a bar only);
+2. scheduled actions of the tape (first point of a bar only);
+3. resting limit orders that the price reached, then take-profits and stop-losses;
+4. isolated positions whose mark reached the liquidation price: auto-add-margin
+   top-ups, repeated while the price keeps crossing the moved liquidation price;
+5. the cross check of every account: margin balance <= maintenance margin (MMR >= 100%);
+6. liquidations: resting orders in scope cancelled, positions closed at the trigger
+   price (or the point's price after a gap) moved by the slippage, fee to the fund;
+7. bad debt: the insurance fund pays every deficit of the point pro rata;
+8. what it cannot pay is auto-deleveraged against ranked opposite positions at the
+   bankrupt position's bankruptcy price; anything left is socialised loss.
+
+Accounts are visited in sorted id order and positions by (contract, leg), so the
+outcome does not depend on the order of the book's rows.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .. import margin as fm
+from ..book import Account, Book, Position
+from ..enums import LEG_NAMES, Leg, MarginMode
+from ..errors import Refused
+from ..inputs import PricePaths, ScheduledAction, bar_points
+from ..result import EVENT_COLUMNS, STEP_COLUMNS, Result
+
+LONG_VIEW, SHORT_VIEW = 0, 1
+
+
+def view_of(side: int) -> int:
+    """Which column of a point's prices a position (or order) of this side sees."""
+    return LONG_VIEW if side > 0 else SHORT_VIEW
+
+
+def beyond(side: int, price: float, level: float) -> bool:
+    """Has the price reached a level that is adverse for this side (long: at or below)?"""
+    if math.isnan(level):
+        return False
+    return price <= level if side > 0 else price >= level
+
+
+class ReferenceEngine:
+    """One run of the reference engine over a private copy of the book."""
+
+    def __init__(self, book: Book, paths: PricePaths, funding: np.ndarray, tape: list[ScheduledAction], *,
+                 liquidation_fee_rate: float, insurance_fund: float, liquidation_slippage: float,
+                 intrabar: str, mm_basis: str):
+        self.book = book
+        self.paths = paths
+        self.funding = funding
+        self.tape = tape
+        self.fee_rate = liquidation_fee_rate
+        self.fund = insurance_fund
+        self.slippage = liquidation_slippage
+        self.intrabar = intrabar
+        self.mm_basis = mm_basis
+        self.cidx = {symbol: c for c, symbol in enumerate(paths.contracts)}
+        self.events: list[dict] = []
+        self.steps: list[dict] = []
+        self.tags: dict = {}  # tape tag -> order id
+        self.ledger = {"realized_pnl": 0.0, "funding": 0.0, "deposits": 0.0, "socialised_loss": 0.0}
+        self.t = self.k = 0
+        self.timestamp = None
+        self.bar: dict = {}
+
+    # ------------------------------------------------------------------ helpers
+    def accounts(self) -> list[Account]:
+        return [self.book.accounts[a] for a in sorted(self.book.accounts)]
+
+    def positions(self, acct: Account) -> list[Position]:
+        return sorted(acct.positions.values(), key=lambda p: (self.cidx[p.contract], p.leg))
+
+    def price(self, prices: np.ndarray, contract: str, side: int) -> float:
+        return float(prices[self.cidx[contract], view_of(side)])
+
+    def settings(self, pos: Position):
+        return self.book.accounts[pos.account].settings[pos.contract]
+
+    def is_isolated(self, pos: Position) -> bool:
+        return self.settings(pos).margin_mode == MarginMode.ISOLATED
+
+    def marks(self, prices: np.ndarray) -> dict:
+        return {symbol: float(prices[c, LONG_VIEW]) for symbol, c in self.cidx.items()}
+
+    def emit(self, kind: str, account=None, contract=None, leg=None, side=0, qty=np.nan, price=np.nan,
+             amount=0.0, fee=0.0, wallet_iso=np.nan, reason=""):
+        acct = self.book.accounts.get(account)
+        self.events.append({
+            "step": self.t, "point": self.k, "timestamp": self.timestamp, "account": account,
+            "contract": contract, "leg": None if leg is None else LEG_NAMES[leg], "kind": kind, "side": side,
+            "qty": qty, "price": price, "amount": amount, "fee": fee,
+            "wallet": acct.wallet if acct is not None else np.nan, "wallet_iso": wallet_iso, "reason": reason,
+        })
+
+    def cross_state(self, acct: Account, prices: np.ndarray) -> tuple[float, float, float]:
+        """(uPnL, maintenance margin, initial margin) of the account's cross positions, each
+        valued at the price its side sees."""
+        upnl = mm = im = 0.0
+        for pos in self.positions(acct):
+            if self.is_isolated(pos):
+                continue
+            px = self.price(prices, pos.contract, pos.side)
+            notional = pos.qty * px
+            upnl += pos.side * pos.qty * (px - pos.entry_price)
+            mm += float(self.book.contracts[pos.contract].brackets.maintenance_margin(notional))
+            im += notional / self.settings(pos).leverage(pos.leg, pos.side)
+        return upnl, mm, im
+
+    def free_balance(self, acct: Account, prices: np.ndarray) -> float:
+        """Section 3: cross wallet + cross uPnL - cross IM - order margin, floored at 0."""
+        upnl, _, im = self.cross_state(acct, prices)
+        return max(0.0, acct.wallet + upnl - im - self.book._order_margin(acct))
+
+    def liquidation_price(self, pos: Position) -> float:
+        brackets = self.book.contracts[pos.contract].brackets
+        return fm.isolated_liquidation_price(pos.side, pos.qty, pos.entry_price, pos.wallet_iso, brackets,
+                                             mm_basis=self.mm_basis)
+
+    # --------------------------------------------------------------------- run
+    def run(self) -> Result:
+        book = self.book
+        money_start = self.money()
+        first = bar_points(self.paths.ohlc[0], self.intrabar)[0]
+        prev = first.copy()
+        for c, symbol in enumerate(self.paths.contracts):  # the run starts from the book's marks
+            mark = book.contracts[symbol].mark_price
+            if mark is not None:
+                prev[c, :] = mark
+        continuous_model = self.intrabar == "close"
+        for t in range(self.paths.n_steps):
+            self.t, self.timestamp = t, pd.Timestamp(self.paths.timestamps[t])
+            self.bar = {key: 0 if key in ("accounts_liquidated", "liquidations", "topups") else 0.0
+                        for key in STEP_COLUMNS[2:]}
+            self.bar_accounts: set = set()
+            for k, cur in enumerate(bar_points(self.paths.ohlc[t], self.intrabar)):
+                self.k = k
+                gap = k == 0 and (t == 0 or not continuous_model)
+                self.point(prev, cur, gap)
+                prev = cur
+            self.record_step(prev)
+        for symbol, c in self.cidx.items():
+            book.contracts[symbol].mark_price = float(self.paths.ohlc[-1, c, 3])
+        self.ledger.update(money_start=money_start, money_end=self.money(), insurance_fund=self.fund,
+                           trading_fees=book.fees_collected)
+        events = pd.DataFrame(self.events, columns=EVENT_COLUMNS)
+        steps = pd.DataFrame(self.steps, columns=STEP_COLUMNS)
+        return Result(events, steps, book, ledger=self.ledger)
+
+    def money(self) -> float:
+        book = self.book
+        return (sum(a.wallet for a in book.accounts.values())
+                + sum(p.wallet_iso for a in book.accounts.values() for p in a.positions.values())
+                + self.fund + book.fees_collected)
+
+    def point(self, prev: np.ndarray, cur: np.ndarray, gap: bool) -> None:
+        for symbol, c in self.cidx.items():
+            self.book.contracts[symbol].mark_price = float(cur[c, LONG_VIEW])
+        if self.k == 0:
+            self.settle_funding(cur)
+            self.run_actions(cur)
+        self.fill_limit_orders(prev, cur, gap)
+        self.trigger_tp_sl(prev, cur, gap)
+        isolated = self.check_isolated(prev, cur, gap)
+        cross = self.check_cross(prev, cur, gap)
+        deficits = self.liquidate(isolated, cross, cur)
+        self.cover_bad_debt(deficits, cur)
+
+    # ---------------------------------------------------------------- 1. funding
+    def settle_funding(self, cur: np.ndarray) -> None:
+        """Section 7: payment = side * qty * mark * rate, from/to the wallet that backs the position."""
+        for symbol, c in self.cidx.items():
+            rate = self.funding[self.t, c]
+            if rate == 0.0:
+                continue
+            for acct in self.accounts():
+                for pos in self.positions(acct):
+                    if pos.contract != symbol:
+                        continue
+                    received = -pos.side * pos.qty * float(cur[c, LONG_VIEW]) * rate
+                    if self.is_isolated(pos):
+                        pos.wallet_iso += received
+                    else:
+                        acct.wallet += received
+                    self.ledger["funding"] += received
+                    self.bar["funding_paid"] -= received
+                    self.emit("funding", acct.account_id, symbol, pos.leg, pos.side, pos.qty,
+                              float(cur[c, LONG_VIEW]), received, wallet_iso=pos.wallet_iso, reason=f"rate {rate:g}")
+
+    # ------------------------------------------------------------ 2. the tape
+    def run_actions(self, cur: np.ndarray) -> None:
+        marks = self.marks(cur)
+        while self.tape and self.tape[0].step == self.t:
+            action = self.tape.pop(0)
+            f = action.fields
+            try:
+                self.run_action(action.action, f, marks, cur)
+            except (Refused, ValueError, KeyError, TypeError) as exc:
+                code = getattr(exc, "code", type(exc).__name__)
+                message = exc.args[0] if exc.args else str(exc)
+                self.emit("refused", f.get("account"), f.get("contract"), None, 0,
+                          reason=f"{action.action}: {code}: {message}")
+
+    def run_action(self, name: str, f: dict, marks: dict, cur: np.ndarray) -> None:
+        book = self.book
+        acct_id, symbol, leg = f.get("account"), f.get("contract"), f.get("leg")
+        if name == "market":
+            px = float(cur[self.cidx[symbol], LONG_VIEW]) if symbol in self.cidx else float("nan")
+            fill = book.market_order(acct_id, symbol, f["side"], float(f["qty"]), px, leg=leg,
+                                     reduce_only=bool(f.get("reduce_only", False)), marks=marks)
+            self.record_fill("fill", fill)
+        elif name == "limit":
+            order_id = book.limit_order(acct_id, symbol, f["side"], float(f["qty"]), float(f["price"]), leg=leg,
+                                        reduce_only=bool(f.get("reduce_only", False)), marks=marks)
+            if "tag" in f:
+                self.tags[f["tag"]] = order_id
+            order = book.accounts[acct_id].orders[order_id]
+            self.emit("order", acct_id, symbol, order.leg, order.side, order.qty, order.price,
+                      reason=f"order #{order_id}")
+        elif name == "cancel":
+            order_id = int(f["order_id"]) if "order_id" in f else self.tags.get(f["tag"])
+            if order_id is None:
+                raise KeyError(f"no order tagged {f['tag']!r}")
+            order = book.cancel_order(order_id)
+            self.emit("cancel", order.account, order.contract, order.leg, order.side, order.qty, order.price,
+                      reason=f"order #{order_id}")
+        else:
+            amount = float(f.get("amount", 0.0))
+            if name == "add_margin":
+                book.add_margin(acct_id, symbol, amount, leg=leg, marks=marks)
+            elif name == "remove_margin":
+                book.remove_margin(acct_id, symbol, amount, leg=leg, marks=marks)
+            elif name == "set_leverage":
+                book.set_leverage(acct_id, symbol, float(f["leverage"]), leg=leg, marks=marks)
+            elif name == "set_margin_mode":
+                book.set_margin_mode(acct_id, symbol, f["mode"])
+            elif name == "set_position_mode":
+                book.set_position_mode(acct_id, f["mode"])
+            elif name == "set_auto_add_margin":
+                book.set_auto_add_margin(acct_id, symbol, bool(f["enabled"]), leg=leg)
+            elif name == "set_tp_sl":
+                book.set_tp_sl(acct_id, symbol, take_profit=f.get("take_profit"), stop_loss=f.get("stop_loss"),
+                               leg=leg, marks=marks)
+            elif name == "deposit":
+                book.deposit(acct_id, amount)
+                self.ledger["deposits"] += amount
+            elif name == "withdraw":
+                book.withdraw(acct_id, amount, marks=marks)
+                self.ledger["deposits"] -= amount
+            self.emit("action", acct_id, symbol, None, 0, amount=amount, reason=name)
+
+    def record_fill(self, kind: str, fill) -> None:
+        self.ledger["realized_pnl"] += fill.realized_pnl
+        pos = self.book.accounts[fill.account].positions.get((fill.contract, fill.leg))
+        self.emit(kind, fill.account, fill.contract, fill.leg, fill.side, fill.qty, fill.price, fill.realized_pnl,
+                  fill.fee, wallet_iso=pos.wallet_iso if pos is not None else 0.0)
+
+    # ------------------------------------------------- 3. limit orders, TP and SL
+    def fill_limit_orders(self, prev: np.ndarray, cur: np.ndarray, gap: bool) -> None:
+        """A buy fills once the price it sees is at or below its limit, a sell at or above.  The
+        fill is at the limit when the price crossed it inside the point's segment, at the
+        point's price when it was already through (a gap, or an order placed past the market)."""
+        orders = sorted((o for a in self.book.accounts.values() for o in a.orders.values()),
+                        key=lambda o: o.order_id)
+        marks = self.marks(cur)
+        for order in orders:
+            c = self.cidx[order.contract]
+            now, before = float(cur[c, view_of(order.side)]), float(prev[c, view_of(order.side)])
+            if order.side * (now - order.price) > 0:
+                continue
+            crossed = not gap and order.side * (before - order.price) > 0
+            px = order.price if crossed else now
+            try:
+                fill = self.book.fill_order(order.order_id, px, marks=marks)
+            except Refused as exc:
+                self.book.cancel_order(order.order_id)
+                self.emit("refused", order.account, order.contract, order.leg, order.side, order.qty, px,
+                          reason=f"fill of order #{order.order_id}: {exc.code}: {exc}")
+                continue
+            self.record_fill("fill", fill)
+
+    def trigger_tp_sl(self, prev: np.ndarray, cur: np.ndarray, gap: bool) -> None:
+        """Section 5: a trigger fires when the mark the position sees crosses it; the whole
+        position closes at the trigger (or at the point's price after a gap), taker fee."""
+        marks = self.marks(cur)
+        for acct in self.accounts():
+            for pos in self.positions(acct):
+                now = self.price(cur, pos.contract, pos.side)
+                before = self.price(prev, pos.contract, pos.side)
+                fired = None
+                if pos.stop_loss is not None and pos.side * (now - pos.stop_loss) <= 0:
+                    fired, level = "sl", pos.stop_loss
+                elif pos.take_profit is not None and pos.side * (now - pos.take_profit) >= 0:
+                    fired, level = "tp", pos.take_profit
+                if fired is None:
+                    continue
+                crossed = not gap and (pos.side * (before - level) > 0 if fired == "sl"
+                                       else pos.side * (before - level) < 0)
+                px = level if crossed else now
+                fill = self.book.market_order(acct.account_id, pos.contract, -pos.side, pos.qty, px,
+                                              leg=None if pos.leg == Leg.BOTH else pos.leg, reduce_only=True,
+                                              marks=marks)
+                self.record_fill(fired, fill)
+
+    # ------------------------------------------------------- 4. isolated checks
+    def check_isolated(self, prev: np.ndarray, cur: np.ndarray, gap: bool) -> list[tuple]:
+        """Section 3: when the mark reaches an isolated position's liquidation price, top it up
+        if it opted in (``min(Q*EP/L, free balance)``, never past ``Q*mark``) and look again;
+        liquidate when no top-up is possible.  Returns ``(position, trigger price)`` pairs."""
+        doomed = []
+        for acct in self.accounts():
+            for pos in self.positions(acct):
+                if not self.is_isolated(pos):
+                    continue
+                now = self.price(cur, pos.contract, pos.side)
+                before = self.price(prev, pos.contract, pos.side)
+                lp = self.liquidation_price(pos)
+                if not beyond(pos.side, now, lp):
+                    continue
+                touch = lp if (not gap and not beyond(pos.side, before, lp)) else now
+                st = self.settings(pos)
+                while True:
+                    amount = 0.0
+                    if st.auto_add(pos.leg, pos.side):
+                        amount = min(pos.qty * pos.entry_price / st.leverage(pos.leg, pos.side),
+                                     self.free_balance(acct, cur),
+                                     max(0.0, pos.qty * touch - pos.wallet_iso))
+                    if amount <= 0.0:
+                        doomed.append((pos, touch))
+                        break
+                    acct.wallet -= amount
+                    pos.wallet_iso += amount
+                    self.bar["topups"] += 1
+                    self.bar["topup_amount"] += amount
+                    self.emit("topup", acct.account_id, pos.contract, pos.leg, pos.side, pos.qty, touch, amount,
+                              wallet_iso=pos.wallet_iso)
+                    lp = self.liquidation_price(pos)
+                    if not beyond(pos.side, now, lp):
+                        break
+                    touch = lp if not gap else now
+        return doomed
+
+    # ---------------------------------------------------------- 5. cross check
+    def check_cross(self, prev: np.ndarray, cur: np.ndarray, gap: bool) -> list[tuple]:
+        """Section 4: the cross book of an account liquidates when its margin balance is at or
+        below its maintenance margin.  The trigger moment is found exactly on the point's
+        segment (prices moving linearly from the previous point); returns
+        ``(account, [(position, trigger price), ...])`` pairs."""
+        doomed = []
+        for acct in self.accounts():
+            cross = [p for p in self.positions(acct) if not self.is_isolated(p)]
+            if not cross:
+                continue
+            ends = [(self.price(prev, p.contract, p.side), self.price(cur, p.contract, p.side)) for p in cross]
+            if self.cross_excess(acct, cross, [b for _, b in ends]) > 0.0:
+                continue
+            lam = 1.0 if gap else self.cross_trigger(acct, cross, ends)
+            doomed.append((acct, [(p, a + lam * (b - a)) for p, (a, b) in zip(cross, ends)]))
+        return doomed
+
+    def cross_excess(self, acct: Account, cross: list[Position], prices: list[float]) -> float:
+        """Margin balance minus maintenance margin of the cross book at these prices."""
+        excess = acct.wallet
+        for pos, px in zip(cross, prices):
+            excess += pos.side * pos.qty * (px - pos.entry_price)
+            excess -= float(self.book.contracts[pos.contract].brackets.maintenance_margin(pos.qty * px))
+        return excess
+
+    def cross_trigger(self, acct: Account, cross: list[Position], ends: list[tuple]) -> float:
+        """The first lambda in [0, 1] where the excess reaches 0 along the segment.  The excess is
+        linear between the lambdas where some position crosses a tier edge, so each piece is
+        solved exactly.  Returns 0 when the book was already under water at the segment start."""
+        breaks = {1.0}
+        for pos, (a, b) in zip(cross, ends):
+            if a == b:
+                continue
+            for cap in self.book.contracts[pos.contract].brackets.notional_cap[:-1]:
+                lam = (cap / pos.qty - a) / (b - a)
+                if 0.0 < lam < 1.0:
+                    breaks.add(float(lam))
+        lo, f_lo = 0.0, self.cross_excess(acct, cross, [a for a, _ in ends])
+        if f_lo <= 0.0:
+            return 0.0
+        for hi in sorted(breaks):
+            f_hi = self.cross_excess(acct, cross, [a + hi * (b - a) for a, b in ends])
+            if f_hi <= 0.0:
+                return lo + (hi - lo) * f_lo / (f_lo - f_hi)
+            lo, f_lo = hi, f_hi
+        return 1.0  # not reached: the excess at lambda = 1 is <= 0
+
+    # ---------------------------------------------------------- 6. liquidation
+    def liquidate(self, isolated: list[tuple], cross: list[tuple], cur: np.ndarray) -> list[dict]:
+        """Section 6: close every doomed scope, isolated ones first, then cross books.  Fees go to
+        the fund.  Returns the deficits left to cover, one per scope that ended below zero."""
+        deficits = []
+        for pos, trigger in isolated:
+            acct = self.book.accounts[pos.account]
+            self.cancel_orders(acct, lambda o: o.contract == pos.contract and o.leg == pos.leg)
+            closes = self.close_positions(acct, [(pos, trigger)])
+            equity = pos.wallet_iso + closes[0]["realized"]
+            pos.wallet_iso = 0.0
+            fee = min(self.fee_rate * closes[0]["notional"], max(0.0, equity))
+            self.fund += fee
+            remaining = equity - fee
+            if remaining >= 0.0:
+                acct.wallet += remaining
+            self.emit_liquidations(acct, closes, fee)
+            if remaining < 0.0:
+                deficits.append({"account": acct, "closes": closes, "deficit": -remaining, "isolated": True})
+        for acct, doomed in cross:
+            symbols = {p.contract for p, _ in doomed}
+            self.cancel_orders(acct, lambda o: o.contract in symbols)
+            closes = self.close_positions(acct, doomed)
+            equity = acct.wallet + sum(c["realized"] for c in closes)
+            fee = min(self.fee_rate * sum(c["notional"] for c in closes), max(0.0, equity))
+            self.fund += fee
+            acct.wallet = equity - fee
+            self.emit_liquidations(acct, closes, fee)
+            if acct.wallet < 0.0:
+                deficits.append({"account": acct, "closes": closes, "deficit": -acct.wallet, "isolated": False})
+        return deficits
+
+    def cancel_orders(self, acct: Account, in_scope) -> None:
+        for order in sorted(acct.orders.values(), key=lambda o: o.order_id):
+            if in_scope(order):
+                del acct.orders[order.order_id]
+                self.emit("cancel", acct.account_id, order.contract, order.leg, order.side, order.qty, order.price,
+                          reason=f"order #{order.order_id}: liquidation")
+
+    def close_positions(self, acct: Account, doomed: list[tuple]) -> list[dict]:
+        """Take the positions off the book at their trigger prices moved by the slippage."""
+        closes = []
+        for pos, trigger in doomed:
+            px = trigger * (1.0 - pos.side * self.slippage)
+            realized = pos.side * pos.qty * (px - pos.entry_price)  # settled by the caller
+            del acct.positions[(pos.contract, pos.leg)]
+            self.ledger["realized_pnl"] += realized
+            closes.append({"position": pos, "price": px, "realized": realized, "notional": pos.qty * px})
+        self.bar_accounts.add(acct.account_id)
+        self.bar["liquidations"] += len(closes)
+        self.bar["liquidated_notional"] += sum(c["notional"] for c in closes)
+        return closes
+
+    def emit_liquidations(self, acct: Account, closes: list[dict], fee: float) -> None:
+        total = sum(c["notional"] for c in closes)
+        for c in closes:
+            pos = c["position"]
+            share = fee * c["notional"] / total if total > 0 else 0.0
+            self.emit("liquidation", acct.account_id, pos.contract, pos.leg, pos.side, pos.qty, c["price"],
+                      c["realized"], share, wallet_iso=0.0)
+
+    # ------------------------------------------------------ 7-8. bad debt, ADL
+    def cover_bad_debt(self, deficits: list[dict], cur: np.ndarray) -> None:
+        """The fund pays every deficit of the point in the same proportion (so the order of the
+        accounts does not matter); the rest is recovered by ADL where it can be."""
+        if not deficits:
+            return
+        total = sum(d["deficit"] for d in deficits)
+        ratio = min(1.0, self.fund / total)
+        ranking = None
+        for d in deficits:
+            acct, deficit = d["account"], d["deficit"]
+            paid = ratio * deficit
+            self.fund = max(0.0, self.fund - paid)
+            self.bar["bad_debt"] += deficit
+            self.bar["insurance_paid"] += paid
+            self.emit("bad_debt", acct.account_id, amount=deficit, reason=f"insurance fund paid {paid:.10g}")
+            shortfall = deficit - paid
+            recovered = 0.0
+            if shortfall > 0.0:
+                if ranking is None:
+                    ranking = self.adl_ranking(cur, exclude={x["account"].account_id for x in deficits})
+                recovered = self.deleverage(d, shortfall, ranking)
+            socialised = deficit - paid - recovered
+            self.ledger["socialised_loss"] += socialised
+            self.bar["socialised_loss"] += socialised
+            if not d["isolated"]:
+                acct.wallet = 0.0
+
+    def adl_ranking(self, cur: np.ndarray, exclude: set) -> dict:
+        """Opposite-side candidates per (contract, side), best first, by Binance's ADL score:
+        PnL% x effective leverage when in profit, PnL% / effective leverage otherwise."""
+        ranking: dict = {}
+        order = 0  # ties keep the canonical order of accounts and positions
+        for acct in self.accounts():
+            if acct.account_id in exclude:
+                continue
+            upnl_x, _, _ = self.cross_state(acct, cur)
+            for pos in self.positions(acct):
+                px = self.price(cur, pos.contract, pos.side)
+                upnl = pos.side * pos.qty * (px - pos.entry_price)
+                notional = pos.qty * px
+                if self.is_isolated(pos):
+                    margin, equity = pos.wallet_iso, pos.wallet_iso + upnl
+                else:
+                    margin = notional / self.settings(pos).leverage(pos.leg, pos.side)
+                    equity = acct.wallet + upnl_x
+                if equity <= 0.0 or margin <= 0.0:
+                    score = -math.inf
+                else:
+                    pnl_pct, eff_lev = upnl / margin, notional / equity
+                    score = pnl_pct * eff_lev if pnl_pct > 0 else pnl_pct / eff_lev
+                ranking.setdefault((pos.contract, pos.side), []).append((-score, order, pos))
+                order += 1
+        return {key: [p for *_, p in sorted(items, key=lambda x: (x[0], x[1]))] for key, items in ranking.items()}
+
+    def deleverage(self, d: dict, shortfall: float, ranking: dict) -> float:
+        """Close a share ``shortfall / deficit`` of each bankrupt position against the ranked
+        opposite positions at its bankruptcy price ``x + side * deficit_i / Q``; the deficit is
+        spread over the scope's positions by notional.  Returns the money recovered."""
+        deficit = d["deficit"]
+        share = shortfall / deficit
+        total = sum(c["notional"] for c in d["closes"])
+        acct = d["account"]
+        recovered = 0.0
+        for c in d["closes"]:
+            pos = c["position"]
+            per_unit = deficit * (c["notional"] / total) / pos.qty
+            bp = c["price"] + pos.side * per_unit
+            wanted = share * pos.qty
+            matched = 0.0
+            for other in ranking.get((pos.contract, -pos.side), []):
+                if wanted - matched <= 0.0:
+                    break
+                if other.qty <= 0.0:
+                    continue
+                q = min(other.qty, wanted - matched)
+                self.close_counterparty(other, q, bp)
+                matched += q
+            if matched > 0.0:
+                gain = matched * per_unit
+                recovered += gain
+                self.ledger["realized_pnl"] += gain
+                self.emit("adl", acct.account_id, pos.contract, pos.leg, pos.side, matched, bp, gain,
+                          reason="bankrupt side")
+        self.bar["adl_recovered"] += recovered
+        if not d["isolated"]:  # an isolated deficit never touched the cross wallet
+            acct.wallet += recovered
+        return recovered
+
+    def close_counterparty(self, pos: Position, qty: float, price: float) -> None:
+        acct = self.book.accounts[pos.account]
+        realized = pos.side * qty * (price - pos.entry_price)
+        if self.is_isolated(pos):
+            released = pos.wallet_iso * (qty / pos.qty)
+            pos.wallet_iso -= released
+            acct.wallet += released
+        acct.wallet += realized
+        pos.qty -= qty
+        if pos.qty <= 1e-12 * qty:
+            if self.is_isolated(pos):
+                acct.wallet += pos.wallet_iso
+                pos.wallet_iso = 0.0
+            pos.qty = 0.0
+            del acct.positions[(pos.contract, pos.leg)]
+        self.ledger["realized_pnl"] += realized
+        self.emit("adl", acct.account_id, pos.contract, pos.leg, pos.side, qty, price, realized,
+                  wallet_iso=pos.wallet_iso, reason="counterparty")
+
+    # ----------------------------------------------------------------- per step
+    def record_step(self, close: np.ndarray) -> None:
+        oi = sum(p.qty * self.price(close, p.contract, p.side)
+                 for a in self.book.accounts.values() for p in a.positions.values())
+        self.steps.append({"step": self.t, "timestamp": self.timestamp, **self.bar,
+                           "accounts_liquidated": len(self.bar_accounts), "insurance_fund": self.fund,
+                           "open_interest": oi})

@@ -1,0 +1,84 @@
+"""``simulate``: step a book through mark-price paths.  Validate, run an engine, return a Result."""
+from __future__ import annotations
+
+import math
+
+from .book import Book
+from .inputs import INTRABAR_MODELS, InputError, PricePaths, funding_by_step, schedule_tape
+from .result import Result
+
+ENGINES = ("reference",)
+
+
+def simulate(book: Book, paths, *, liquidation_fee_rate: float, insurance_fund: float = 0.0,
+             liquidation_slippage: float = 0.0, funding=None, tape=None, intrabar: str = "ohlc",
+             mm_basis: str = "mark", engine: str = "reference") -> Result:
+    """Run the book through the price paths and return what happened.
+
+    Parameters
+    ----------
+    book : Book
+        Accounts, positions, resting orders and settings.  It is not modified: the run
+        works on a copy, returned as ``result.book``.
+    paths : dict[str, DataFrame] | DataFrame | PricePaths
+        Mark-price bars per contract (columns timestamp, open, high, low, close) on one
+        shared timeline.  Every contract the book holds a position or order in needs one.
+    liquidation_fee_rate : float
+        Fee charged on the notional of a liquidation, paid to the insurance fund and capped
+        at what is left of the liquidated margin.  Required: there is no silent default.
+    insurance_fund : float
+        The fund's balance at the start.
+    liquidation_slippage : float
+        Liquidations execute this fraction worse than the trigger price.
+    funding : dict[str, DataFrame] | DataFrame, optional
+        Funding rates (columns timestamp, rate) per contract.
+    tape : DataFrame | list[dict], optional
+        Scheduled actions (see :data:`riskcore.inputs.ACTIONS`), each run at the first
+        point of the first bar opening at or after its timestamp.
+    intrabar : "close" | "ohlc" | "worst"
+        How a bar is walked (MARGIN_RULES.md section 8).
+    mm_basis : "mark" | "entry"
+        Notional on which isolated maintenance margin is charged (section 3).
+    engine : "reference"
+        Which engine runs the simulation.
+    """
+    if not isinstance(book, Book):
+        raise TypeError(f"book must be a riskcore.Book, not {type(book).__name__}")
+    if intrabar not in INTRABAR_MODELS:
+        raise InputError(f"intrabar must be one of {INTRABAR_MODELS}, not {intrabar!r}")
+    if mm_basis not in ("mark", "entry"):
+        raise InputError(f"mm_basis must be 'mark' or 'entry', not {mm_basis!r}")
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {ENGINES}, not {engine!r}")
+    for name, value, top in (("liquidation_fee_rate", liquidation_fee_rate, 0.5),
+                             ("liquidation_slippage", liquidation_slippage, 0.5)):
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and 0.0 <= value < top):
+            raise InputError(f"{name} must be a fraction in [0, {top}), not {value!r}")
+    if not (isinstance(insurance_fund, (int, float)) and math.isfinite(insurance_fund) and insurance_fund >= 0):
+        raise InputError(f"insurance_fund must be a non-negative number, not {insurance_fund!r}")
+    paths = PricePaths.from_frames(paths)
+    unknown = [c for c in paths.contracts if c not in book.contracts]
+    if unknown:
+        raise InputError(f"paths given for contract(s) {unknown} that the book does not have")
+    for acct in book.accounts.values():
+        held = {p.contract for p in acct.positions.values()} | {o.contract for o in acct.orders.values()}
+        missing = sorted(held - set(paths.contracts))
+        if missing:
+            raise InputError(f"account {acct.account_id!r} holds {missing} but the paths have no bars for it")
+    rates = funding_by_step(funding, paths)
+    actions = schedule_tape(tape, paths)
+    for action in actions:
+        symbol = action.fields.get("contract")
+        if symbol is not None and symbol not in paths.contracts:
+            raise InputError(f"tape row {action.row}: contract {symbol!r} has no price path")
+    from .reference import ReferenceEngine
+
+    run = ReferenceEngine(book.copy(), paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),
+                          insurance_fund=float(insurance_fund), liquidation_slippage=float(liquidation_slippage),
+                          intrabar=intrabar, mm_basis=mm_basis)
+    result = run.run()
+    result.params = {"liquidation_fee_rate": liquidation_fee_rate, "insurance_fund": insurance_fund,
+                     "liquidation_slippage": liquidation_slippage, "intrabar": intrabar, "mm_basis": mm_basis,
+                     "engine": engine, "n_steps": paths.n_steps, "contracts": list(paths.contracts)}
+    return result
