@@ -218,6 +218,9 @@ class Book:
         if override:
             for symbol, price in override.items():
                 self._contract(symbol)
+                if not (isinstance(price, (int, float, np.floating, np.integer)) and math.isfinite(price)
+                        and price > 0):
+                    raise ValueError(f"mark price of {symbol} must be a positive finite number, not {price!r}")
                 marks[symbol] = float(price)
         return marks
 
@@ -250,9 +253,13 @@ class Book:
             raise KeyError(f"unknown account {account!r}") from None
 
     def settings(self, account, symbol: str) -> Settings:
-        """The account's settings on a contract (a copy of the defaults when never set:
-        cross, the book's default leverage capped by the first bracket, auto-add off)."""
-        acct = self._account(account)
+        """A copy of the account's settings on a contract (the defaults when never set: cross,
+        the book's default leverage capped by the first bracket, auto-add off).  Change them
+        with the ``set_*`` methods."""
+        return copy.copy(self._settings(self._account(account), symbol))
+
+    def _settings(self, acct: Account, symbol: str) -> Settings:
+        """The stored settings object, or a fresh default one (not stored)."""
         contract = self._contract(symbol)
         if symbol in acct.settings:
             return acct.settings[symbol]
@@ -262,7 +269,7 @@ class Book:
     def _settings_for_write(self, acct: Account, symbol: str) -> Settings:
         """The stored settings, storing the defaults first; callers run inside :meth:`_atomic`
         or only after every check has passed."""
-        st = self.settings(acct.account_id, symbol)
+        st = self._settings(acct, symbol)
         acct.settings[symbol] = st
         return st
 
@@ -272,12 +279,13 @@ class Book:
         self._account(account).wallet += float(amount)
 
     def withdraw(self, account, amount: float, marks: dict | None = None) -> None:
-        """Take money out of the cross wallet, up to the free balance."""
+        """Take money out of the cross wallet, up to the free balance and never more than the
+        wallet holds (unrealized profit cannot be withdrawn)."""
         _check_amount("withdrawal", amount)
-        free = self.free_balance(account, marks)
-        if amount > free + _money_tolerance(free):
-            raise Refused(f"account {account!r}: cannot withdraw {amount:g}, the free balance is {free:g}",
-                          "insufficient_free_balance")
+        most = min(self.free_balance(account, marks), max(0.0, self._account(account).wallet))
+        if amount > most + _money_tolerance(most):
+            raise Refused(f"account {account!r}: cannot withdraw {amount:g}, at most {most:g} is withdrawable "
+                          "(the free balance, capped at the wallet)", "insufficient_free_balance")
         self._account(account).wallet -= float(amount)
 
     # --------------------------------------------------------------- mode changes
@@ -438,7 +446,10 @@ class Book:
         """The open position (or hedge leg), or None when flat."""
         acct = self._account(account)
         self._contract(symbol)
-        return acct.positions.get((symbol, parse_leg(leg)))
+        leg = parse_leg(leg)
+        if acct.position_mode == PositionMode.HEDGE and leg == Leg.BOTH:
+            raise ValueError(f"account {account!r} is in hedge mode: name the leg ('long' or 'short')")
+        return acct.positions.get((symbol, leg))
 
     def set_tp_sl(self, account, symbol: str, take_profit: float | None = None, stop_loss: float | None = None,
                   leg=None, marks: dict | None = None) -> None:
@@ -536,6 +547,8 @@ class Book:
             raise ValueError(f"{order.name}: fill price {px:g} is worse than the limit")
 
         def apply():
+            if contract.mark_price is None:
+                contract.mark_price = float(px)
             del acct.orders[order_id]
             return self._fill(acct, contract, order.leg, order.side, order.qty, px, contract.maker_fee,
                               order.reduce_only, self._marks(marks))
@@ -629,6 +642,11 @@ class Book:
             realized = pos.side * close_qty * (price - pos.entry_price)
             if isolated:
                 released = pos.wallet_iso * (close_qty / pos.qty)
+                if released + realized < 0.0:
+                    raise Refused(f"closing {close_qty:g} of {pos.name} at {price:g} would lose more than its "
+                                  f"isolated margin (bankruptcy price "
+                                  f"{pos.entry_price - pos.side * pos.wallet_iso / pos.qty:g}); such a position "
+                                  "is liquidated, not closed", "beyond_bankruptcy", pos.name)
                 pos.wallet_iso -= released
                 acct.wallet += released
             acct.wallet += realized

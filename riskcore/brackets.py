@@ -334,7 +334,7 @@ class Brackets:
 
     def max_notional(self, leverage):
         """The largest position notional allowed at ``leverage``: the cap of the last tier whose
-        max leverage is at least ``leverage``; 0 when even the first tier's cap is below it."""
+        max leverage is at least ``leverage``; 0 when the leverage is above the first tier's."""
         lev = np.asarray(leverage, dtype=np.float64)
         # max_leverage is non-increasing: count tiers with max_leverage >= lev.
         ok = np.searchsorted(-self.max_leverage, -lev, side="right")
@@ -343,10 +343,18 @@ class Brackets:
         return out if out.ndim else float(out)
 
     def scaled(self, mmr_factor: float = 1.0, max_leverage_cap: float | None = None) -> "Brackets":
-        """A stressed copy: every mmr times ``mmr_factor`` and max leverage capped; cum re-derived."""
+        """A stressed copy: every mmr times ``mmr_factor`` (cum scales with it) and max leverage
+        capped.  Refused when a scaled rate reaches 1/max_leverage of its tier."""
         rate = self.mmr * float(mmr_factor)
         lev = self.max_leverage if max_leverage_cap is None else np.minimum(self.max_leverage, max_leverage_cap)
         # cum is linear in the rates, so it scales with them (and scaled(1.0) equals the table).
+        bad = np.flatnonzero(rate >= 1.0 / lev)
+        if bad.size:
+            i = int(bad[0])
+            raise BracketError(f"mmr_factor {mmr_factor:g} is too large for {self.symbol or 'this table'}: tier {i + 1} "
+                               f"would have mmr {rate[i]:g} at max leverage {lev[i]:g}x, not below 1/max_leverage = {1.0 / lev[i]:g} "
+                               f"(cap max leverage lower, or use a factor below "
+                               f"{float(np.min(1.0 / (self.mmr * self.max_leverage))):.4g})")
         return Brackets(self.notional_floor, self.notional_cap, rate, lev, self.cum * float(mmr_factor),
                         symbol=self.symbol,
                         effective_date=self.effective_date,

@@ -33,13 +33,15 @@ def _cmd_brackets(args) -> int:
     from .brackets import Brackets
 
     if args.symbol is None:
+        if args.date:
+            raise ValueError("--date needs a symbol, e.g. riskcore brackets BTCUSDT --date 2024-08-05")
         shipped = Brackets.shipped()
         print(shipped.groupby(["venue", "symbol", "effective_date"]).size().rename("tiers").to_string())
         return 0
     table = Brackets.load(args.symbol, args.date)
     print(f"{table.symbol} brackets in effect {args.date or 'now'}: table of {table.effective_date} "
           f"({table.source})")
-    with pd.option_context("display.float_format", lambda v: f"{v:,.6g}"):
+    with pd.option_context("display.float_format", lambda v: f"{v:,.10g}"):
         print(table.to_frame().to_string(index=False))
     return 0
 

@@ -215,6 +215,9 @@ def book_from_frames(frames: dict[str, pd.DataFrame]):
                                 source=_opt_str(first["source"]))
         except BracketError as exc:
             raise BookFormatError(f"table 'brackets', contract {symbol!r}: {exc}") from None
+        for col in ("maker_fee", "taker_fee"):
+            if not -0.01 < r.num(col) < 0.1:
+                r.fail(col, "not a plausible fee rate (a fraction, e.g. 0.0005)")
         book.contracts[symbol] = Contract(symbol, brackets, r.num("maker_fee"), r.num("taker_fee"),
                                           r.num("mark_price", 0.0, strict=True, optional=True))
     if tiers:
@@ -330,6 +333,11 @@ def write_parquet(frames: dict[str, pd.DataFrame], directory) -> None:
     """Write each table to ``directory/<table>.parquet``.  The files are written to a temporary
     folder first and moved into place together, so a failure leaves the old folder as it was."""
     target = Path(directory)
+    if target.exists():
+        ours = {f"{name}.parquet" for name in SCHEMA}
+        foreign = sorted(p.name for p in target.iterdir() if p.name not in ours) if target.is_dir() else [target.name]
+        if foreign:
+            raise BookFormatError(f"{target} holds other files ({foreign[:3]}); write the book to its own folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:

@@ -143,20 +143,21 @@ def _ratio(need, balance):
     need, balance = np.broadcast_arrays(*_floats(need=need, balance=balance))
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(balance > 0, need / balance, np.inf)
-        r = np.where((balance > 0) | (need > 0) | np.isnan(need), r, np.inf)
-        r = np.where(np.isnan(balance), np.nan, r)
+        r = np.where(need == 0, 0.0, r)  # nothing to margin: no ratio to breach
+        r = np.where(np.isnan(balance) | np.isnan(need), np.nan, r)
     return _out(r)
 
 
 def account_mmr(maintenance, margin_balance):
-    """Account maintenance margin ratio ``MM_x / MB``; infinite when MB <= 0.
+    """Account maintenance margin ratio ``MM_x / MB``; infinite when MB <= 0, 0 with no
+    maintenance margin at all.
 
     The cross book liquidates when it reaches 1 (100%)."""
     return _ratio(maintenance, margin_balance)
 
 
 def account_imr(initial, margin_balance):
-    """Account initial margin ratio ``IM_x / MB``; infinite when MB <= 0."""
+    """Account initial margin ratio ``IM_x / MB``; infinite when MB <= 0, 0 with nothing to margin."""
     return _ratio(initial, margin_balance)
 
 

@@ -22,9 +22,9 @@ class Result:
 
     ``events``: one row per thing that happened, in the order it happened (columns
     ``EVENT_COLUMNS``; ``kind`` is one of ``EVENT_KINDS``).  ``amount`` is the money the
-    event moved for the account: realized PnL of a fill, the top-up, the funding
-    received (negative when paid), the liquidation fee, the deficit of a bad debt, the
-    PnL of an ADL close.  ``wallet``/``wallet_iso`` are the cross and isolated wallets
+    event moved for the account: realized PnL of a fill, TP/SL or liquidation close, the
+    top-up, the funding received (negative when paid), the deficit of a bad debt, the PnL
+    of an ADL close; ``fee`` is the trading or liquidation fee.  ``wallet``/``wallet_iso`` are the cross and isolated wallets
     after the event.
 
     ``steps``: one row per bar (columns ``STEP_COLUMNS``), measured at the bar's end.

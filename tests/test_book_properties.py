@@ -205,7 +205,7 @@ def test_round_trip_to_flat_realizes_the_cash_flows_minus_fees(trades, exit_pric
     book = Book()
     book.add_contract("BTCUSDT", Brackets.from_records([TWO_TIERS[0] | {"notional_cap": 1e12}]),
                       maker_fee=0.0002, taker_fee=0.0005)
-    book.add_account("a", wallet=1e9, position_mode=position_mode)
+    book.add_account("a", wallet=1e9, position_mode=position_mode)  # room for the extra margin
     book.set_margin_mode("a", "BTCUSDT", mode)
     book.set_leverage("a", "BTCUSDT", leverage)
     cash = fees = 0.0
@@ -217,6 +217,9 @@ def test_round_trip_to_flat_realizes_the_cash_flows_minus_fees(trades, exit_pric
             lg = None
         book.market_order("a", "BTCUSDT", sign, qty, px, leg=lg)
         net[lg] += sign * qty
+        if mode == "isolated" and book.position("a", "BTCUSDT", lg) is not None:
+            # back the leg fully, so that no later price is beyond its bankruptcy price
+            book.add_margin("a", "BTCUSDT", 1e6, leg=lg)
         cash -= sign * qty * px
         fees += 0.0005 * qty * px
     for lg, size in net.items():

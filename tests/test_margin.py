@@ -331,7 +331,7 @@ def test_account_ratios():
     for mb in (0.0, -5.0):  # infinite when MB <= 0
         assert m.account_mmr(100, mb) == math.inf
         assert m.account_imr(100, mb) == math.inf
-        assert m.account_mmr(0, mb) == math.inf
+        assert m.account_mmr(0, mb) == 0.0  # no maintenance margin at all: nothing can breach
     out = m.account_mmr(np.array([100.0, 100.0, 50.0]), np.array([1_000.0, 0.0, -1.0]))
     np.testing.assert_array_equal(out, [0.1, math.inf, math.inf])
     assert m.account_mmr(0, 1_000) == 0.0

@@ -268,11 +268,11 @@ class ReferenceEngine:
 
     # ------------------------------------------------- 3. limit orders, TP and SL
     def fill_limit_orders(self, prev: np.ndarray, cur: np.ndarray, gap: bool) -> None:
-        """A buy fills once the price it sees is at or below its limit, a sell at or above.  The
+        """Orders are visited account by account (sorted ids), each account's by order id.
+        A buy fills once the price it sees is at or below its limit, a sell at or above.  The
         fill is at the limit when the price crossed it inside the point's segment, at the
         point's price when it was already through (a gap, or an order placed past the market)."""
-        orders = sorted((o for a in self.book.accounts.values() for o in a.orders.values()),
-                        key=lambda o: o.order_id)
+        orders = [o for a in self.accounts() for o in sorted(a.orders.values(), key=lambda o: o.order_id)]
         marks = self.marks(cur)
         for order in orders:
             c = self.cidx[order.contract]
@@ -308,9 +308,14 @@ class ReferenceEngine:
                 crossed = not gap and (pos.side * (before - level) > 0 if fired == "sl"
                                        else pos.side * (before - level) < 0)
                 px = level if crossed else now
-                fill = self.book.market_order(acct.account_id, pos.contract, -pos.side, pos.qty, px,
-                                              leg=None if pos.leg == Leg.BOTH else pos.leg, reduce_only=True,
-                                              marks=marks)
+                try:
+                    fill = self.book.market_order(acct.account_id, pos.contract, -pos.side, pos.qty, px,
+                                                  leg=None if pos.leg == Leg.BOTH else pos.leg, reduce_only=True,
+                                                  marks=marks)
+                except Refused as exc:  # an isolated close beyond bankruptcy: the liquidation check takes it
+                    self.emit("refused", acct.account_id, pos.contract, pos.leg, pos.side, pos.qty, px,
+                              reason=f"{fired}: {exc.code}: {exc}")
+                    continue
                 self.record_fill(fired, fill)
 
     # ------------------------------------------------------- 4. isolated checks
@@ -361,6 +366,8 @@ class ReferenceEngine:
         for acct in self.accounts():
             cross = [p for p in self.positions(acct) if not self.is_isolated(p)]
             if not cross:
+                if acct.wallet < 0.0:  # e.g. a stop-loss that gapped through: a deficit, nothing to close
+                    doomed.append((acct, []))
                 continue
             ends = [(self.price(prev, p.contract, p.side), self.price(cur, p.contract, p.side)) for p in cross]
             if self.cross_excess(acct, cross, [b for _, b in ends]) > 0.0:
@@ -380,7 +387,8 @@ class ReferenceEngine:
     def cross_trigger(self, acct: Account, cross: list[Position], ends: list[tuple]) -> float:
         """The first lambda in [0, 1] where the excess reaches 0 along the segment.  The excess is
         linear between the lambdas where some position crosses a tier edge, so each piece is
-        solved exactly.  Returns 0 when the book was already under water at the segment start."""
+        solved exactly.  Returns 1 (the point's prices) when the book was already under water at
+        the segment's start, e.g. after funding charged at this point."""
         breaks = {1.0}
         for pos, (a, b) in zip(cross, ends):
             if a == b:
@@ -390,8 +398,8 @@ class ReferenceEngine:
                 if 0.0 < lam < 1.0:
                     breaks.add(float(lam))
         lo, f_lo = 0.0, self.cross_excess(acct, cross, [a for a, _ in ends])
-        if f_lo <= 0.0:
-            return 0.0
+        if f_lo <= 0.0:  # under water before the move (funding, an action): like a gap
+            return 1.0
         for hi in sorted(breaks):
             f_hi = self.cross_excess(acct, cross, [a + hi * (b - a) for a, b in ends])
             if f_hi <= 0.0:
@@ -419,8 +427,10 @@ class ReferenceEngine:
             if remaining < 0.0:
                 deficits.append({"account": acct, "closes": closes, "deficit": -remaining, "isolated": True})
         for acct, doomed in cross:
-            symbols = {p.contract for p, _ in doomed}
-            self.cancel_orders(acct, lambda o: o.contract in symbols)
+            if not doomed:
+                deficits.append({"account": acct, "closes": [], "deficit": -acct.wallet, "isolated": False})
+                continue
+            self.cancel_orders(acct, lambda o: acct.settings[o.contract].margin_mode == MarginMode.CROSS)
             closes = self.close_positions(acct, doomed)
             equity = acct.wallet + sum(c["realized"] for c in closes)
             fee = min(self.fee_rate * sum(c["notional"] for c in closes), max(0.0, equity))
@@ -478,7 +488,7 @@ class ReferenceEngine:
             self.emit("bad_debt", acct.account_id, amount=deficit, reason=f"insurance fund paid {paid:.10g}")
             shortfall = deficit - paid
             recovered = 0.0
-            if shortfall > 0.0:
+            if shortfall > 0.0 and d["closes"]:
                 if ranking is None:
                     ranking = self.adl_ranking(cur, exclude={x["account"].account_id for x in deficits})
                 recovered = self.deleverage(d, shortfall, ranking)
