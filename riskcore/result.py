@@ -14,6 +14,14 @@ EVENT_COLUMNS = ["step", "point", "timestamp", "account", "contract", "leg", "ki
 STEP_COLUMNS = ["step", "timestamp", "insurance_fund", "accounts_liquidated", "liquidations",
                 "liquidated_notional", "bad_debt", "insurance_paid", "adl_recovered", "socialised_loss",
                 "topups", "topup_amount", "funding_paid", "open_interest"]
+STEP_COUNTS = ("step", "accounts_liquidated", "liquidations", "topups")
+
+
+def steps_frame(rows: list[dict]) -> pd.DataFrame:
+    """Per-step rows as a frame with fixed dtypes (int64 counts, float64 money)."""
+    frame = pd.DataFrame(rows, columns=STEP_COLUMNS)
+    types = {c: ("int64" if c in STEP_COUNTS else "float64") for c in STEP_COLUMNS if c != "timestamp"}
+    return frame.astype(types)
 
 
 @dataclass

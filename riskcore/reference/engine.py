@@ -34,7 +34,7 @@ from ..book import Account, Book, Position
 from ..enums import LEG_NAMES, Leg, MarginMode
 from ..errors import Refused
 from ..inputs import PricePaths, ScheduledAction, bar_points
-from ..result import EVENT_COLUMNS, STEP_COLUMNS, Result
+from ..result import EVENT_COLUMNS, STEP_COLUMNS, Result, steps_frame
 
 LONG_VIEW, SHORT_VIEW = 0, 1
 
@@ -155,7 +155,7 @@ class ReferenceEngine:
         self.ledger.update(money_start=money_start, money_end=self.money(), insurance_fund=self.fund,
                            trading_fees=book.fees_collected)
         events = pd.DataFrame(self.events, columns=EVENT_COLUMNS)
-        steps = pd.DataFrame(self.steps, columns=STEP_COLUMNS)
+        steps = steps_frame(self.steps)
         return Result(events, steps, book, ledger=self.ledger)
 
     def money(self) -> float:
@@ -580,8 +580,8 @@ class ReferenceEngine:
 
     # ----------------------------------------------------------------- per step
     def record_step(self, close: np.ndarray) -> None:
-        oi = sum(p.qty * self.price(close, p.contract, p.side)
-                 for a in self.book.accounts.values() for p in a.positions.values())
+        oi = float(sum(p.qty * self.price(close, p.contract, p.side)
+                       for a in self.book.accounts.values() for p in a.positions.values()))
         self.steps.append({"step": self.t, "timestamp": self.timestamp, **self.bar,
                            "accounts_liquidated": len(self.bar_accounts), "insurance_fund": self.fund,
                            "open_interest": oi})
