@@ -49,7 +49,7 @@ class Brackets:
     """
 
     __slots__ = ("notional_floor", "notional_cap", "mmr", "max_leverage", "cum",
-                 "symbol", "effective_date", "source")
+                 "symbol", "effective_date", "source", "_caps", "_rates", "_cums", "_edge_mm")
 
     def __init__(self, notional_floor, notional_cap, mmr, max_leverage, cum=None, *,
                  symbol: str | None = None, effective_date: str | None = None,
@@ -120,6 +120,11 @@ class Brackets:
             arr = np.ascontiguousarray(arr, dtype=np.float64)
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
+        # Plain-float copies for scalar look-ups in the simulators' inner loops.
+        object.__setattr__(self, "_caps", tuple(float(x) for x in cap))
+        object.__setattr__(self, "_rates", tuple(float(x) for x in rate))
+        object.__setattr__(self, "_cums", tuple(float(x) for x in cum_arr))
+        object.__setattr__(self, "_edge_mm", tuple(float(x) for x in cap[:-1] * rate[:-1] - cum_arr[:-1]))
         object.__setattr__(self, "symbol", symbol)
         object.__setattr__(self, "effective_date", None if effective_date is None else str(effective_date))
         object.__setattr__(self, "source", source)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -46,9 +47,65 @@ def _cmd_brackets(args) -> int:
     return 0
 
 
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_MISSING_DATA, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _cmd_run(args) -> int:
+    from .scenarios import default_scenario, load_scenario, run_scenario, write_outputs
+
+    path = args.scenario or default_scenario()
+    scenario = load_scenario(path)
+    out = Path(args.out) if args.out else Path("reports") / scenario.name
+    print(f"riskcore: running {scenario.name} ({path}): {len(scenario.variants)} variant(s): "
+          + ", ".join(name for name, _ in scenario.variants))
+    bar = None
+
+    def progress_factory(total):
+        nonlocal bar
+        if args.no_progress:
+            return None
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="bar", desc="simulating", file=sys.stderr, dynamic_ncols=True,
+                   disable=None, mininterval=0.5)  # quiet when stderr is not a terminal
+        return bar.update
+
+    try:
+        run = run_scenario(scenario, progress_factory=progress_factory)
+    finally:
+        if bar is not None:
+            bar.close()
+    target = write_outputs(run, out)
+    from .report import summarize
+
+    summary = summarize(run.results, next(iter(run.books.values())))
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format",
+                           lambda v: f"{v:,.4g}"):
+        print(summary.to_string())
+    print(f"prices: {run.price_source}")
+    print(f"wrote {target}/ (report.html, events/steps/final_*/summary .parquet) in {run.seconds:.1f} s")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="riskcore", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="riskcore", description=__doc__,
+        epilog="exit codes: 0 ok, 1 unexpected failure, 2 bad input (scenario, data, arguments), "
+               "3 a data file is missing, 130 interrupted")
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run a scenario file (the default scenario when none is named) and write "
+                                   "Parquet outputs and an HTML report")
+    p.add_argument("scenario", nargs="?", help="a scenario .toml file (default: scenarios/default.toml)")
+    p.add_argument("--out", help="output folder (default: reports/<scenario name>); replaced as a whole")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("data", help="market data: fetch Binance's public archive")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    from .io.fetch import add_fetch_arguments, cli_fetch
+
+    p = add_fetch_arguments(data_sub.add_parser("fetch", help="download and verify Binance public-data files"))
+    p.set_defaults(func=lambda a: cli_fetch(a.symbol, a.start, a.end, a.kind, a.interval, a.cache_dir,
+                                            a.base_url))
     p = sub.add_parser("example", help="print the rule book's worked Binance example, computed by riskcore")
     p.set_defaults(func=_cmd_example)
     p = sub.add_parser("brackets", help="list the shipped bracket tables, or print one")
@@ -56,11 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--date", help="the table in effect on this date (YYYY-MM-DD)")
     p.set_defaults(func=_cmd_brackets)
     args = parser.parse_args(argv)
+    from .scenarios import MissingDataError
+
     try:
         return args.func(args)
+    except MissingDataError as exc:
+        print(f"riskcore: missing data: {exc}", file=sys.stderr)
+        return EXIT_MISSING_DATA
     except (ValueError, KeyError, FileNotFoundError) as exc:
         print(f"riskcore: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("riskcore: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ nor go bankrupt.
 """
 from __future__ import annotations
 
+import bisect
+import math
+
 import numpy as np
 
 from .brackets import Brackets
@@ -19,7 +22,8 @@ from .enums import parse_side
 __all__ = [
     "account_imr", "account_mmr", "bankruptcy_price", "cross_liquidation_price",
     "free_balance", "initial_margin", "isolated_equity", "isolated_liquidation_price",
-    "maintenance_margin", "margin_balance", "max_addable_margin", "max_removable_margin",
+    "isolated_liquidation_price_one", "maintenance_margin", "margin_balance", "max_addable_margin",
+    "max_removable_margin",
     "unrealized_pnl",
 ]
 
@@ -97,7 +101,7 @@ def isolated_liquidation_price(side, qty, entry_price, wallet, brackets: Bracket
     q, ep, w = _floats(qty=qty, entry_price=entry_price, wallet=wallet)
     _non_negative("qty", q)
     s, q, ep, w = np.broadcast_arrays(s, q, ep, w)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if mm_basis == "entry":
             lp = ep - s * (w - brackets.maintenance_margin(q * ep)) / q
         elif mm_basis == "mark":
@@ -122,12 +126,33 @@ def _lp_mark_basis(s, q, ep, w, brackets: Brackets):
     return (w + cum - s * q * ep) / (q * rate - s * q)
 
 
+def isolated_liquidation_price_one(side: int, qty: float, entry_price: float, wallet: float, brackets: Brackets,
+                                   mm_basis: str = "mark") -> float:
+    """:func:`isolated_liquidation_price` for one position, in plain Python floats (the
+    simulators call it in their inner loops).  Same operations, same results."""
+    if not qty > 0.0:
+        return math.nan
+    if mm_basis == "entry":
+        notional = qty * entry_price
+        k = min(bisect.bisect_left(brackets._caps, notional), len(brackets._caps) - 1)
+        lp = entry_price - side * (wallet - (notional * brackets._rates[k] - brackets._cums[k])) / qty
+    else:
+        k = 0
+        for cap, edge_mm in zip(brackets._caps[:-1], brackets._edge_mm):
+            f_edge = wallet + side * (cap - qty * entry_price) - edge_mm
+            if (f_edge < 0.0) if side > 0 else (f_edge > 0.0):
+                k += 1
+        denominator = qty * brackets._rates[k] - side * qty
+        lp = (wallet + brackets._cums[k] - side * qty * entry_price) / denominator
+    return lp if (lp > 0.0 and math.isfinite(lp)) else math.nan
+
+
 def bankruptcy_price(side, qty, entry_price, wallet):
     """Mark price at which equity is zero: ``EP - side * WB / Q``; NaN if it would be <= 0."""
     s = _sides(side)
     q, ep, w = _floats(qty=qty, entry_price=entry_price, wallet=wallet)
     _non_negative("qty", q)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         bp = ep - s * w / q
         bp = np.where((q > 0) & (bp > 0) & np.isfinite(bp), bp, np.nan)
     return _out(bp)
@@ -141,7 +166,7 @@ def margin_balance(wallet, unrealized_pnl):
 
 def _ratio(need, balance):
     need, balance = np.broadcast_arrays(*_floats(need=need, balance=balance))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         r = np.where(balance > 0, need / balance, np.inf)
         r = np.where(need == 0, 0.0, r)  # nothing to margin: no ratio to breach
         r = np.where(np.isnan(balance) | np.isnan(need), np.nan, r)

@@ -12,7 +12,7 @@ ENGINES = ("reference",)
 
 def simulate(book: Book, paths, *, liquidation_fee_rate: float, insurance_fund: float = 0.0,
              liquidation_slippage: float = 0.0, funding=None, tape=None, intrabar: str = "ohlc",
-             mm_basis: str = "mark", engine: str = "reference") -> Result:
+             mm_basis: str = "mark", engine: str = "reference", progress=None) -> Result:
     """Run the book through the price paths and return what happened.
 
     Parameters
@@ -41,6 +41,8 @@ def simulate(book: Book, paths, *, liquidation_fee_rate: float, insurance_fund: 
         Notional on which isolated maintenance margin is charged (section 3).
     engine : "reference"
         Which engine runs the simulation.
+    progress : callable, optional
+        Called with the number of bars done after each bar (for progress bars).
     """
     if not isinstance(book, Book):
         raise TypeError(f"book must be a riskcore.Book, not {type(book).__name__}")
@@ -77,7 +79,7 @@ def simulate(book: Book, paths, *, liquidation_fee_rate: float, insurance_fund: 
     run = ReferenceEngine(book.copy(), paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),
                           insurance_fund=float(insurance_fund), liquidation_slippage=float(liquidation_slippage),
                           intrabar=intrabar, mm_basis=mm_basis)
-    result = run.run()
+    result = run.run(progress)
     result.params = {"liquidation_fee_rate": liquidation_fee_rate, "insurance_fund": insurance_fund,
                      "liquidation_slippage": liquidation_slippage, "intrabar": intrabar, "mm_basis": mm_basis,
                      "engine": engine, "n_steps": paths.n_steps, "contracts": list(paths.contracts)}

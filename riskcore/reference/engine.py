@@ -125,11 +125,11 @@ class ReferenceEngine:
 
     def liquidation_price(self, pos: Position) -> float:
         brackets = self.book.contracts[pos.contract].brackets
-        return fm.isolated_liquidation_price(pos.side, pos.qty, pos.entry_price, pos.wallet_iso, brackets,
-                                             mm_basis=self.mm_basis)
+        return fm.isolated_liquidation_price_one(pos.side, pos.qty, pos.entry_price, pos.wallet_iso, brackets,
+                                                 self.mm_basis)
 
     # --------------------------------------------------------------------- run
-    def run(self) -> Result:
+    def run(self, progress=None) -> Result:
         book = self.book
         money_start = self.money()
         first = bar_points(self.paths.ohlc[0], self.intrabar)[0]
@@ -150,6 +150,8 @@ class ReferenceEngine:
                 self.point(prev, cur, gap)
                 prev = cur
             self.record_step(prev)
+            if progress is not None:
+                progress(t + 1)
         for symbol, c in self.cidx.items():
             book.contracts[symbol].mark_price = float(self.paths.ohlc[-1, c, 3])
         self.ledger.update(money_start=money_start, money_end=self.money(), insurance_fund=self.fund,

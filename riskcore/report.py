@@ -1,0 +1,678 @@
+"""Reports of simulation runs: summary tables, per-account outcomes, PNG charts and an HTML page.
+
+A report compares *variants*: runs of the same population through the same price
+paths that differ in one setting (``"cross"``, ``"isolated"``, ``"isolated+auto-add"``,
+...).  The variants are named by the caller; the order of the ``runs`` mapping is the
+order of the tables and charts.
+
+* :func:`account_outcomes` -- one row per account of one run: equity at the start and
+  the end, PnL, whether it was liquidated, its top-ups, the margin modes it held.
+* :func:`summarize` -- one row per variant: liquidations, bad debt, insurance fund,
+  ADL, top-ups, mean loss per account, accounts saved by auto-add-margin.
+* :func:`write_report` -- charts (``price.png``, ``liquidations.png``,
+  ``insurance.png``, ``outcomes.png``, ``comparison.png``) and a self-contained
+  ``report.html`` (plain HTML, inline CSS, no script, no external resource) that
+  shows them by relative file name.
+
+Equity, the measure of an account's money used throughout::
+
+    equity = cross wallet + sum of cross uPnL
+             + sum over isolated positions of max(0, isolated wallet + uPnL)
+
+with the uPnL of every open position valued at its contract's mark price in the book
+(a position whose contract has no mark counts no uPnL).  It is the ``equity`` of
+:meth:`riskcore.Book.account_summary`: money in the wallets plus what open positions
+would bring if closed at the mark (an isolated position cannot lose more than its
+wallet).  A result's book carries the marks of the last bar's close, so end equity is
+the account marked to market at the end of the run.
+
+matplotlib is imported only when a chart is drawn, and the charts are drawn on
+:class:`matplotlib.figure.Figure` objects with the Agg canvas, without pyplot: the
+report never changes the process's matplotlib backend.
+"""
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .book import Book
+from .enums import MarginMode
+from .inputs import PricePaths
+from .result import Result
+
+__all__ = ["SUMMARY_COLUMNS", "OUTCOME_COLUMNS", "CHARTS", "summarize", "account_outcomes", "write_report"]
+
+#: Columns of :func:`summarize`'s frame (its index is the variant name), with their meaning.
+SUMMARY_COLUMNS = {
+    "accounts": "accounts in the start book",
+    "positions": "open positions in the start book",
+    "accounts_liquidated": "distinct accounts with at least one liquidation",
+    "liquidation_rate": "accounts_liquidated / accounts",
+    "liquidations": "positions closed by liquidation",
+    "liquidated_notional": "sum of qty x price of the liquidation closes",
+    "bad_debt": "sum of the deficits left by liquidations",
+    "insurance_paid": "part of the bad debt the insurance fund paid",
+    "adl_recovered": "part of the bad debt recovered by auto-deleveraging",
+    "socialised_loss": "part of the bad debt nobody covered",
+    "adl_events": "counterparty positions closed (wholly or partly) by auto-deleveraging",
+    "topups": "auto-add-margin top-ups",
+    "topup_amount": "money moved into isolated wallets by the top-ups",
+    "mean_loss_per_account": "mean over all accounts of start equity + net deposits - end equity",
+    "insurance_fund_start": "insurance fund at the start",
+    "final_insurance_fund": "insurance fund after the last bar",
+    "accounts_saved_by_auto_add": "accounts with at least one top-up that were never liquidated",
+}
+
+#: Columns of :func:`account_outcomes`'s frame.
+OUTCOME_COLUMNS = ["account", "margin_modes", "auto_add", "start_equity", "net_deposits", "end_equity", "pnl",
+                   "pnl_pct", "liquidated", "liquidations", "liquidated_notional", "bad_debt", "topups",
+                   "topup_amount", "saved_by_auto_add"]
+
+#: The chart files :func:`write_report` writes, with their captions' subject.
+CHARTS = {
+    "price.png": "price paths and liquidation clusters",
+    "liquidations.png": "liquidations per bar",
+    "insurance.png": "insurance fund and cumulative bad debt",
+    "outcomes.png": "distribution of account outcomes",
+    "comparison.png": "variants side by side",
+}
+
+_COUNT_COLUMNS = ("accounts", "positions", "accounts_liquidated", "liquidations", "adl_events", "topups",
+                  "accounts_saved_by_auto_add")
+
+
+# ------------------------------------------------------------------------- helpers
+def _marks(book: Book) -> dict:
+    return {symbol: c.mark_price for symbol, c in book.contracts.items()}
+
+
+def _equity(book: Book, acct, marks: dict) -> float:
+    """The account's equity at the book's marks (see the module docstring)."""
+    total = acct.wallet
+    for pos in acct.positions.values():
+        mark = marks.get(pos.contract)
+        upnl = 0.0 if mark is None else pos.side * pos.qty * (mark - pos.entry_price)
+        if acct.settings[pos.contract].margin_mode == MarginMode.ISOLATED:
+            total += max(0.0, pos.wallet_iso + upnl)
+        else:
+            total += upnl
+    return float(total)
+
+
+def _margin_modes(acct) -> tuple[str, bool]:
+    """The margin modes of the account's open positions ("cross", "isolated",
+    "cross+isolated", or "" without positions) and whether any has auto-add-margin on."""
+    modes = set()
+    auto = False
+    for pos in acct.positions.values():
+        st = acct.settings[pos.contract]
+        iso = st.margin_mode == MarginMode.ISOLATED
+        modes.add("isolated" if iso else "cross")
+        auto = auto or (iso and bool(st.auto_add(pos.leg, pos.side)))
+    return "+".join(m for m in ("cross", "isolated") if m in modes), auto
+
+
+def _kind(events: pd.DataFrame, kind: str) -> pd.DataFrame:
+    return events[events["kind"] == kind]
+
+
+def _net_deposits(events: pd.DataFrame) -> pd.Series:
+    """Deposits minus withdrawals of the tape, per account."""
+    actions = _kind(events, "action")
+    actions = actions[actions["reason"].isin(("deposit", "withdraw"))]
+    if actions.empty:
+        return pd.Series(dtype="float64")
+    signed = np.where(actions["reason"] == "deposit", 1.0, -1.0) * actions["amount"].astype("float64")
+    return pd.Series(signed, index=actions.index).groupby(actions["account"].to_numpy()).sum()
+
+
+def _per_account(frame: pd.DataFrame, values) -> pd.Series:
+    if frame.empty:
+        return pd.Series(dtype="float64")
+    return pd.Series(np.asarray(values, dtype="float64"), index=frame.index).groupby(
+        frame["account"].to_numpy()).sum()
+
+
+def _check_runs(runs) -> None:
+    if not isinstance(runs, Mapping) or not runs:
+        raise ValueError("runs must be a non-empty {variant name: Result} mapping")
+    for name, result in runs.items():
+        if not isinstance(result, Result):
+            raise TypeError(f"run {name!r} is a {type(result).__name__}, not a riskcore.Result")
+
+
+def _start_book_of(start_book, name) -> Book:
+    if isinstance(start_book, Book):
+        return start_book
+    if isinstance(start_book, Mapping):
+        try:
+            book = start_book[name]
+        except KeyError:
+            raise ValueError(f"start_book has no book for variant {name!r}; it has {list(start_book)}") from None
+        if isinstance(book, Book):
+            return book
+    raise TypeError("start_book must be a riskcore.Book or a {variant name: Book} mapping")
+
+
+# ------------------------------------------------------------------ account outcomes
+def account_outcomes(result: Result, start_book: Book) -> pd.DataFrame:
+    """One row per account of the start book: how the run went for it.
+
+    Columns (:data:`OUTCOME_COLUMNS`):
+
+    * ``account`` -- the account id;
+    * ``margin_modes`` -- margin modes of its open positions in the start book:
+      ``"cross"``, ``"isolated"``, ``"cross+isolated"``, or ``""`` when it held none;
+    * ``auto_add`` -- at least one of its isolated start positions had auto-add-margin on;
+    * ``start_equity`` / ``end_equity`` -- equity (module docstring) in ``start_book`` at
+      its marks and in ``result.book`` at the marks of the last close;
+    * ``net_deposits`` -- deposits minus withdrawals made by the tape during the run;
+    * ``pnl`` -- ``end_equity - start_equity - net_deposits``;
+    * ``pnl_pct`` -- ``100 * pnl / start_equity`` (NaN when the start equity is not > 0);
+    * ``liquidated`` -- at least one liquidation event; ``liquidations`` their count and
+      ``liquidated_notional`` their ``qty * price``;
+    * ``bad_debt`` -- the deficits it left (``bad_debt`` events);
+    * ``topups`` / ``topup_amount`` -- auto-add-margin top-ups and the money they moved;
+    * ``saved_by_auto_add`` -- at least one top-up and never liquidated.
+
+    ``start_book`` must be the book the run started from (the same accounts).
+    """
+    if not isinstance(result, Result):
+        raise TypeError(f"result must be a riskcore.Result, not {type(result).__name__}")
+    if not isinstance(start_book, Book):
+        raise TypeError(f"start_book must be a riskcore.Book, not {type(start_book).__name__}")
+    end_book = result.book
+    ev = result.events
+    liq = _kind(ev, "liquidation")
+    top = _kind(ev, "topup")
+    bad = _kind(ev, "bad_debt")
+    n_liq = liq.groupby(liq["account"].to_numpy()).size() if not liq.empty else pd.Series(dtype="int64")
+    liq_notional = _per_account(liq, liq["qty"].to_numpy(dtype="float64") * liq["price"].to_numpy(dtype="float64"))
+    n_top = top.groupby(top["account"].to_numpy()).size() if not top.empty else pd.Series(dtype="int64")
+    top_amount = _per_account(top, top["amount"])
+    bad_amount = _per_account(bad, bad["amount"])
+    deposits = _net_deposits(ev)
+
+    start_marks, end_marks = _marks(start_book), _marks(end_book)
+    ids = list(start_book.accounts)
+    ids += [a for a in end_book.accounts if a not in start_book.accounts]
+    rows = []
+    for a in ids:
+        acct0 = start_book.accounts.get(a)
+        acct1 = end_book.accounts.get(a)
+        start = _equity(start_book, acct0, start_marks) if acct0 is not None else 0.0
+        end = _equity(end_book, acct1, end_marks) if acct1 is not None else 0.0
+        modes, auto = _margin_modes(acct0) if acct0 is not None else ("", False)
+        dep = float(deposits.get(a, 0.0))
+        pnl = end - start - dep
+        liquidations = int(n_liq.get(a, 0))
+        topups = int(n_top.get(a, 0))
+        rows.append({
+            "account": a, "margin_modes": modes, "auto_add": auto, "start_equity": start, "net_deposits": dep,
+            "end_equity": end, "pnl": pnl, "pnl_pct": 100.0 * pnl / start if start > 0 else math.nan,
+            "liquidated": liquidations > 0, "liquidations": liquidations,
+            "liquidated_notional": float(liq_notional.get(a, 0.0)), "bad_debt": float(bad_amount.get(a, 0.0)),
+            "topups": topups, "topup_amount": float(top_amount.get(a, 0.0)),
+            "saved_by_auto_add": topups > 0 and liquidations == 0,
+        })
+    frame = pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
+    return frame.astype({"account": object, "margin_modes": object, "auto_add": bool, "liquidated": bool,
+                         "saved_by_auto_add": bool, "liquidations": "int64", "topups": "int64"})
+
+
+# ------------------------------------------------------------------------- summary
+def _summary_row(result: Result, book: Book, outcomes: pd.DataFrame) -> dict:
+    ev = result.events
+    steps = result.steps
+    liq = _kind(ev, "liquidation")
+    adl = _kind(ev, "adl")
+    n_accounts = len(book.accounts)
+    liquidated = int(liq["account"].nunique()) if not liq.empty else 0
+    fund_start = float(result.params.get("insurance_fund", math.nan))
+    if len(steps):
+        fund_end = float(steps["insurance_fund"].iloc[-1])
+    else:
+        fund_end = float(result.ledger.get("insurance_fund", fund_start))
+    return {
+        "accounts": n_accounts,
+        "positions": sum(len(a.positions) for a in book.accounts.values()),
+        "accounts_liquidated": liquidated,
+        "liquidation_rate": liquidated / n_accounts if n_accounts else math.nan,
+        "liquidations": len(liq),
+        "liquidated_notional": float((liq["qty"].astype("float64") * liq["price"].astype("float64")).sum()),
+        "bad_debt": float(steps["bad_debt"].sum()),
+        "insurance_paid": float(steps["insurance_paid"].sum()),
+        "adl_recovered": float(steps["adl_recovered"].sum()),
+        "socialised_loss": float(steps["socialised_loss"].sum()),
+        "adl_events": int((adl["reason"] == "counterparty").sum()),
+        "topups": int(steps["topups"].sum()),
+        "topup_amount": float(steps["topup_amount"].sum()),
+        "mean_loss_per_account": float(-outcomes["pnl"].mean()) if len(outcomes) else math.nan,
+        "insurance_fund_start": fund_start,
+        "final_insurance_fund": fund_end,
+        "accounts_saved_by_auto_add": int(outcomes["saved_by_auto_add"].sum()),
+    }
+
+
+def summarize(runs: Mapping[str, Result], start_book) -> pd.DataFrame:
+    """One row per variant, indexed by the variant's name (index name ``"variant"``), in
+    the order of ``runs``.
+
+    Columns (:data:`SUMMARY_COLUMNS`), all over the whole run:
+
+    * ``accounts``, ``positions`` -- accounts and open positions of the start book;
+    * ``accounts_liquidated`` -- distinct accounts with at least one ``liquidation``
+      event; ``liquidation_rate`` = ``accounts_liquidated / accounts``;
+    * ``liquidations`` -- liquidation events (positions closed by liquidation);
+    * ``liquidated_notional`` -- sum of ``qty * price`` of the liquidation events (the
+      execution price, after slippage);
+    * ``bad_debt``, ``insurance_paid``, ``adl_recovered``, ``socialised_loss`` -- sums of
+      the per-step columns of the same names: ``bad_debt = insurance_paid +
+      adl_recovered + socialised_loss``;
+    * ``adl_events`` -- ``adl`` events of counterparties (reason ``"counterparty"``): the
+      positions closed, wholly or partly, by auto-deleveraging;
+    * ``topups``, ``topup_amount`` -- auto-add-margin top-ups and the money they moved;
+    * ``mean_loss_per_account`` -- ``-mean(pnl)`` over every account of the start book,
+      with ``pnl = end equity - start equity - net deposits`` of :func:`account_outcomes`
+      (equity: wallets + isolated wallets + uPnL at the marks, see the module
+      docstring).  Positive is a loss; accounts that won offset accounts that lost;
+    * ``insurance_fund_start`` -- ``result.params["insurance_fund"]``;
+      ``final_insurance_fund`` -- the fund after the last bar;
+    * ``accounts_saved_by_auto_add`` -- accounts that received at least one top-up and
+      were never liquidated.
+
+    ``start_book`` is the book every run started from, or a ``{variant: Book}`` mapping
+    when the variants started from different books (e.g. populations drawn with the same
+    seed and a different ``isolated_share``).
+    """
+    _check_runs(runs)
+    rows = []
+    for name, result in runs.items():
+        book = _start_book_of(start_book, name)
+        rows.append(_summary_row(result, book, account_outcomes(result, book)))
+    frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS), index=pd.Index(list(runs), name="variant"))
+    return frame.astype({c: "int64" for c in _COUNT_COLUMNS})
+
+
+# -------------------------------------------------------------------------- charts
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+           "#7f7f7f")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+
+
+def _style(i: int) -> tuple[str, str]:
+    return _COLORS[i % len(_COLORS)], _MARKERS[i % len(_MARKERS)]
+
+
+def _figure(n_rows: int, n_cols: int = 1, *, width: float = 11.0, row_height: float = 3.0, **kwargs):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, max(2.5, row_height * n_rows)), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, **kwargs)
+    return fig, axes
+
+
+def _save(fig, path: Path) -> None:
+    fig.savefig(path, format="png")
+
+
+def _time_axis(ax) -> None:
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _empty_note(ax, text: str) -> None:
+    ax.text(0.5, 0.75, text, transform=ax.transAxes, ha="center", va="center", color="#777777",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+
+
+def _bar_length(times: np.ndarray) -> np.timedelta64:
+    """The bars' length: the median spacing of their open times (one minute for one bar)."""
+    if times.size > 1:
+        return np.median(np.diff(times).astype("int64")).astype("int64").astype("timedelta64[ns]")
+    return np.timedelta64(60_000_000_000, "ns")
+
+
+def _step_times(result: Result) -> np.ndarray:
+    """Open times of the result's bars (datetime64[ns])."""
+    return pd.to_datetime(result.steps["timestamp"]).to_numpy().astype("datetime64[ns]")
+
+
+def _stairs(ax, times: np.ndarray, values: np.ndarray, **kwargs) -> None:
+    """A per-bar quantity as a staircase over each bar's interval (the last bar included)."""
+    if times.size == 0:
+        return
+    x = np.append(times, times[-1] + _bar_length(times))
+    y = np.append(values, values[-1])
+    ax.plot(x, y, drawstyle="steps-post", **kwargs)
+
+
+def _chart_prices(path: Path, runs: Mapping[str, Result], frames: dict[str, pd.DataFrame]) -> None:
+    """One panel per contract: close, high-low band, liquidation clusters of every variant."""
+    symbols = list(frames)
+    fig, axes = _figure(len(symbols), row_height=3.4, sharex=True)
+    clusters = {}
+    for name, result in runs.items():
+        liq = _kind(result.events, "liquidation")
+        if liq.empty:
+            clusters[name] = None
+            continue
+        qty = liq["qty"].to_numpy(dtype="float64")
+        px = liq["price"].to_numpy(dtype="float64")
+        g = pd.DataFrame({"step": liq["step"].to_numpy(), "contract": liq["contract"].to_numpy(),
+                          "notional": qty * px, "qty": qty, "count": 1})
+        g = g.groupby(["contract", "step"], sort=True).sum()
+        g["price"] = g["notional"] / g["qty"]
+        clusters[name] = g
+    top = max((float(g["notional"].max()) for g in clusters.values() if g is not None), default=0.0)
+    for ax, symbol in zip(axes[:, 0], symbols):
+        frame = frames[symbol]
+        t = pd.to_datetime(frame["timestamp"]).to_numpy().astype("datetime64[ns]")
+        bar = _bar_length(t)
+        edges = np.append(t, t[-1] + bar)  # each bar's range shaded over its interval
+        low, high = frame["low"].to_numpy(dtype="float64"), frame["high"].to_numpy(dtype="float64")
+        ax.fill_between(edges, np.append(low, low[-1]), np.append(high, high[-1]), color="#999999", alpha=0.35,
+                        linewidth=0, step="post", label="high-low range")
+        opens = frame["open"].to_numpy(dtype="float64")[:1]
+        ax.plot(edges, np.concatenate([opens, frame["close"].to_numpy(dtype="float64")]), color="black",
+                linewidth=0.9, label="close")  # each close at its bar's end, from the first open
+        middle = t + bar // 2
+        for i, (name, g) in enumerate(clusters.items()):
+            color, marker = _style(i)
+            if g is None or symbol not in g.index.get_level_values(0):
+                ax.scatter([], [], color=color, marker=marker, label=f"{name}: no liquidations")
+                continue
+            part = g.loc[symbol]
+            steps = part.index.to_numpy()
+            steps = steps[(steps >= 0) & (steps < len(t))]
+            part = part.loc[steps]
+            sizes = 15.0 + 400.0 * part["notional"].to_numpy() / top if top > 0 else 15.0
+            ax.scatter(middle[steps], part["price"].to_numpy(), s=sizes, color=color, marker=marker, alpha=0.55,
+                       edgecolors="black", linewidths=0.4,
+                       label=f"{name}: {int(part['count'].sum()):,} liquidations")
+        ax.set_title(symbol, loc="left", fontsize=10)
+        ax.set_ylabel("price")
+        ax.legend(loc="best", fontsize=8, markerscale=0.7)
+        ax.grid(alpha=0.3)
+        _time_axis(ax)
+    _save(fig, path)
+
+
+def _chart_liquidations(path: Path, runs: Mapping[str, Result]) -> None:
+    fig, axes = _figure(2, sharex=True)
+    any_liq = False
+    for i, (name, result) in enumerate(runs.items()):
+        color, _ = _style(i)
+        t = _step_times(result)
+        steps = result.steps
+        any_liq = any_liq or bool(steps["liquidations"].sum() > 0)
+        _stairs(axes[0, 0], t, steps["liquidations"].to_numpy(dtype="float64"), color=color, linewidth=1.0,
+                label=name)
+        _stairs(axes[1, 0], t, steps["liquidated_notional"].to_numpy(dtype="float64"), color=color,
+                linewidth=1.0, label=name)
+    axes[0, 0].set_ylabel("liquidations per bar")
+    axes[1, 0].set_ylabel("liquidated notional per bar")
+    if not any_liq:
+        _empty_note(axes[0, 0], "no liquidations in any variant")
+    for ax in axes[:, 0]:
+        ax.legend(loc="upper left", fontsize=8)
+        ax.grid(alpha=0.3)
+        _time_axis(ax)
+    _save(fig, path)
+
+
+def _chart_insurance(path: Path, runs: Mapping[str, Result]) -> None:
+    fig, axes = _figure(2, sharex=True)
+    any_debt = False
+    for i, (name, result) in enumerate(runs.items()):
+        color, _ = _style(i)
+        t = _step_times(result)
+        if t.size == 0:
+            continue
+        t = np.append(t[:1], t + _bar_length(t))  # the run's start, then each bar's end
+        steps = result.steps
+        any_debt = any_debt or bool(steps["bad_debt"].sum() > 0)
+        fund0 = float(result.params.get("insurance_fund", steps["insurance_fund"].iloc[0]))
+        fund = np.append(fund0, steps["insurance_fund"].to_numpy(dtype="float64"))
+        debt = np.append(0.0, steps["bad_debt"].cumsum().to_numpy(dtype="float64"))
+        social = np.append(0.0, steps["socialised_loss"].cumsum().to_numpy(dtype="float64"))
+        axes[0, 0].plot(t, fund, color=color, linewidth=1.0, label=name)
+        axes[1, 0].plot(t, debt, color=color, linewidth=1.0, label=f"{name}: bad debt")
+        axes[1, 0].plot(t, social, color=color, linewidth=1.0, linestyle="--", label=f"{name}: socialised")
+    axes[0, 0].set_ylabel("insurance fund")
+    axes[1, 0].set_ylabel("cumulative bad debt")
+    if not any_debt:
+        _empty_note(axes[1, 0], "no bad debt in any variant")
+    for ax in axes[:, 0]:
+        ax.legend(loc="upper left", fontsize=8)
+        ax.grid(alpha=0.3)
+        _time_axis(ax)
+    _save(fig, path)
+
+
+def _chart_outcomes(path: Path, outcomes: dict[str, pd.DataFrame]) -> None:
+    names = list(outcomes)
+    fig, axes = _figure(len(names), row_height=2.4, sharex=True)
+    values = {n: o["pnl_pct"].to_numpy(dtype="float64") for n, o in outcomes.items()}
+    values = {n: v[np.isfinite(v)] for n, v in values.items()}
+    pooled = np.concatenate(list(values.values())) if values else np.array([])
+    if pooled.size:
+        lo, hi = float(pooled.min()), float(pooled.max())
+        if hi - lo < 1e-9:
+            lo, hi = lo - 1.0, hi + 1.0
+        bins = np.linspace(lo, hi, 41)
+    else:
+        bins = np.linspace(-1.0, 1.0, 41)
+    for i, (ax, name) in enumerate(zip(axes[:, 0], names)):
+        color, _ = _style(i)
+        v = values[name]
+        if v.size:
+            ax.hist(v, bins=bins, color=color, alpha=0.8)
+            ax.axvline(0.0, color="black", linewidth=0.8)
+            ax.axvline(float(np.median(v)), color="black", linewidth=0.8, linestyle="--")
+            ax.set_title(f"{name}: {v.size:,} accounts, median {np.median(v):+.2f}%, "
+                         f"{(v <= -99.0).mean():.1%} lost >= 99%", loc="left", fontsize=9)
+        else:
+            _empty_note(ax, "no account with a positive start equity")
+            ax.set_title(name, loc="left", fontsize=9)
+        ax.set_ylabel("accounts")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("account PnL, % of start equity")
+    _save(fig, path)
+
+
+def _chart_comparison(path: Path, summary: pd.DataFrame) -> None:
+    fig, axes = _figure(1, 3, width=12.0, row_height=3.8)
+    names = [str(n) for n in summary.index]
+    colors = [_style(i)[0] for i in range(len(names))]
+    x = np.arange(len(names))
+    panels = (("liquidation_rate", "liquidation rate (% of accounts)", 100.0, "{:.1f}%"),
+              ("mean_loss_per_account", "mean loss per account", 1.0, "{:,.2f}"),
+              ("accounts_saved_by_auto_add", "accounts saved by auto-add-margin", 1.0, "{:,.0f}"))
+    for ax, (col, title, scale, fmt) in zip(axes[0], panels):
+        vals = np.nan_to_num(summary[col].to_numpy(dtype="float64") * scale)
+        bars = ax.bar(x, vals, color=colors)
+        ax.bar_label(bars, labels=[fmt.format(v) for v in vals], fontsize=8)
+        ax.set_xticks(x, names, rotation=20 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center",
+                      fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.axhline(0.0, color="black", linewidth=0.6)
+        ax.grid(alpha=0.3, axis="y")
+        ax.margins(y=0.15)
+    _save(fig, path)
+
+
+# ---------------------------------------------------------------------------- HTML
+def _esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def format_value(column: str, value) -> str:
+    """How the report writes a summary value: counts as integers, the liquidation rate as
+    a percentage with two decimals, money with two decimals (thousands separated by ",")."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if column in _COUNT_COLUMNS:
+        return f"{int(value):,}"
+    if column == "liquidation_rate":
+        return f"{100.0 * float(value):.2f}%"
+    return f"{float(value):,.2f}"
+
+
+def _summary_html(summary: pd.DataFrame) -> str:
+    head = "".join(f'<th scope="col">{_esc(n)}</th>' for n in summary.index)
+    rows = []
+    for col, meaning in SUMMARY_COLUMNS.items():
+        cells = "".join(f'<td class="num">{_esc(format_value(col, v))}</td>' for v in summary[col])
+        rows.append(f'<tr><th scope="row">{_esc(col)}</th>{cells}<td class="meaning">{_esc(meaning)}</td></tr>')
+    return (f'<table id="summary"><thead><tr><th>metric</th>{head}<th>meaning</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def _param_text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _params_html(runs: Mapping[str, Result]) -> str:
+    keys: list = []
+    for result in runs.values():
+        keys += [k for k in result.params if k not in keys]
+    if not keys:
+        return "<p>No parameters recorded.</p>"
+    head = "".join(f'<th scope="col">{_esc(n)}</th>' for n in runs)
+    rows = []
+    for key in keys:
+        cells = "".join(f"<td>{_esc(_param_text(r.params[key])) if key in r.params else ''}</td>"
+                        for r in runs.values())
+        rows.append(f'<tr><th scope="row">{_esc(key)}</th>{cells}</tr>')
+    return (f'<table id="params"><thead><tr><th>parameter</th>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1200px;
+       padding: 0 1em; color: #222; line-height: 1.4; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+thead th { background: #f0f0f0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.meaning { color: #666; font-size: 0.9em; }
+figure { margin: 1em 0 1.6em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #444; font-size: 0.9em; margin-top: 0.3em; }
+.source { color: #555; }
+ul.notes li { margin: 0.2em 0; }
+"""
+
+
+def write_report(out_dir, runs: Mapping[str, Result], paths, start_book, *, title: str,
+                 notes=(), price_source: str = "") -> Path:
+    """Write the charts and ``report.html`` into ``out_dir`` and return the page's path.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Folder to write into (created if missing; files of the same names are replaced).
+    runs : mapping of str to Result
+        The variants, by name, in the order to show them.
+    paths : dict of str to DataFrame (or anything :meth:`riskcore.PricePaths.from_frames` takes)
+        The price bars the runs went through (timestamp, open, high, low, close per contract).
+    start_book : Book or mapping of str to Book
+        The book the runs started from, or one per variant (see :func:`summarize`).
+    title : str
+        The page's title.
+    notes : sequence of str
+        Notes listed under the title (e.g. "last-price klines stand in for mark prices").
+    price_source : str
+        Where the prices came from (shown under the notes).
+
+    Files written: ``price.png`` (each contract's close, its high-low range shaded, and
+    the liquidation clusters of *every* variant: one marker per bar with liquidations,
+    at the notional-weighted mean liquidation price, its area proportional to the bar's
+    liquidated notional on one scale across variants and contracts, one colour and
+    marker shape per variant); ``liquidations.png`` (liquidations and liquidated
+    notional per bar, a line per variant); ``insurance.png`` (insurance fund, and
+    cumulative bad debt with the socialised part dashed, per variant);
+    ``outcomes.png`` (histogram of account PnL as % of start equity, a panel per variant
+    on shared bins; accounts with no start equity left out); ``comparison.png``
+    (liquidation rate, mean loss per account and accounts saved by auto-add-margin, a
+    bar per variant); and ``report.html``, which references the charts by relative file
+    name and needs nothing else.
+    """
+    _check_runs(runs)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frames = PricePaths.from_frames(paths).to_frames()
+    outcomes = {name: account_outcomes(r, _start_book_of(start_book, name)) for name, r in runs.items()}
+    summary = summarize(runs, start_book)
+
+    _chart_prices(out / "price.png", runs, frames)
+    _chart_liquidations(out / "liquidations.png", runs)
+    _chart_insurance(out / "insurance.png", runs)
+    _chart_outcomes(out / "outcomes.png", outcomes)
+    _chart_comparison(out / "comparison.png", summary)
+
+    names = ", ".join(str(n) for n in runs)
+    captions = {
+        "price.png": ("Price path of each contract (close line, high-low range of each bar shaded) with the "
+                      "liquidation clusters of every variant: one marker per bar with liquidations, at the "
+                      "notional-weighted mean liquidation price, area proportional to the liquidated notional."),
+        "liquidations.png": "Liquidations (count) and liquidated notional per bar, one line per variant.",
+        "insurance.png": ("Insurance fund balance and cumulative bad debt (dashed: the part socialised) "
+                          "at the end of each bar, per variant."),
+        "outcomes.png": ("Distribution of account PnL as % of start equity (equity marked to market at the "
+                         "last close; solid line 0, dashed line the median), one panel per variant."),
+        "comparison.png": ("Variants side by side: liquidation rate, mean loss per account and accounts "
+                           "saved by auto-add-margin (at least one top-up, never liquidated)."),
+    }
+    figures = "".join(
+        f'<figure><img src="{_esc(file)}" alt="{_esc(CHARTS[file])}">'
+        f"<figcaption>{_esc(captions[file])}</figcaption></figure>" for file in CHARTS)
+    notes_html = ""
+    if notes:
+        notes_html = '<ul class="notes">' + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>"
+    source_html = f'<p class="source">Price source: {_esc(price_source)}</p>' if price_source else ""
+    contracts = ", ".join(frames)
+    n_steps = max((len(r.steps) for r in runs.values()), default=0)
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{_esc(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<h1>{_esc(title)}</h1>
+<p>Variants: {_esc(names)}. Contracts: {_esc(contracts)}. {n_steps:,} bars.</p>
+{notes_html}
+{source_html}
+<h2>Summary</h2>
+{_summary_html(summary)}
+<p class="source">Equity = cross wallet + isolated wallets + unrealized PnL at the marks (an isolated position
+counts from 0); an account's loss = start equity + net deposits - end equity, marked to market at the last close.</p>
+<h2>Charts</h2>
+{figures}
+<h2>Parameters</h2>
+{_params_html(runs)}
+</body>
+</html>
+"""
+    target = out / "report.html"
+    target.write_text(page, encoding="utf-8")
+    return target

@@ -1,0 +1,509 @@
+"""Scenario files: a whole study described in TOML, run as a set of variants.
+
+A scenario names the market (contracts, brackets, fees, liquidation fee, insurance
+fund), the price path (a generator or data files), the population of accounts,
+funding, engine options, and the variants to compare (e.g. cross vs isolated margin,
+auto-add on/off, brackets x1.5, a leverage cap).  Every variant runs the *same*
+accounts (the population is drawn from one seed; only the shares and settings a
+variant changes differ) through the *same* path.
+
+:func:`load_scenario` validates a file and names the key at fault;
+:func:`run_scenario` runs it and writes Parquet outputs and an HTML report into a
+folder, all or nothing.  See ``docs/scenarios.md`` for the keys.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._paths import data_dir
+from .brackets import Brackets
+from .errors import RiskcoreError
+
+
+class ScenarioError(RiskcoreError, ValueError):
+    """The scenario file is invalid; the message names the file and the key."""
+
+
+class MissingDataError(RiskcoreError, FileNotFoundError):
+    """A data file the scenario needs is not there (e.g. ``../shared/data`` is absent)."""
+
+
+# ----------------------------------------------------------------------- schema
+NUMBER, INTEGER, STRING, BOOL = "number", "integer", "string", "boolean"
+POPULATION_KEYS = {
+    "accounts": INTEGER, "seed": INTEGER, "file": STRING,
+    "positions_per_account": "int-or-pair", "contract_weights": "table-of-numbers", "leverage": "leverage",
+    "leverage_range": "pair", "leverage_integer": BOOL, "notional_median": "number-or-table",
+    "notional_sigma": NUMBER, "notional_min": NUMBER, "notional_max": NUMBER, "long_share": NUMBER,
+    "hedge_share": NUMBER, "isolated_share": NUMBER, "auto_add_share": NUMBER, "headroom_median": NUMBER,
+    "headroom_sigma": NUMBER, "maker_fee": NUMBER, "taker_fee": NUMBER, "charge_opening_fee": BOOL,
+    "default_leverage": NUMBER,
+}
+MARKET_KEYS = {"liquidation_fee_rate": NUMBER, "insurance_fund": NUMBER, "liquidation_slippage": NUMBER,
+               "mmr_factor": NUMBER, "max_leverage_cap": NUMBER, "contracts": "contracts"}
+CONTRACT_KEYS = {"brackets": "brackets", "maker_fee": NUMBER, "taker_fee": NUMBER, "start_price": NUMBER}
+BRACKET_KEYS = {"venue": STRING, "symbol": STRING, "date": STRING, "file": STRING, "tiers": "tiers"}
+PATH_KEYS = {
+    "kind": STRING, "n_steps": INTEGER, "interval": STRING, "start": STRING, "end": STRING, "seed": INTEGER,
+    "vol": "number-or-table", "drift": "number-or-table", "correlation": NUMBER, "jump_rate": NUMBER,
+    "jump_mean": NUMBER, "jump_std": NUMBER, "files": "table-of-strings", "gaps": STRING,
+    "wicks": "wicks", "block": INTEGER, "source": "table-of-strings", "price_source": STRING,
+}
+WICK_KEYS = {"contract": STRING, "at": INTEGER, "depth": NUMBER, "recover": BOOL}
+FUNDING_KEYS = {"file": STRING, "rate": NUMBER, "every_hours": NUMBER}
+ENGINE_KEYS = {"intrabar": STRING, "mm_basis": STRING, "engine": STRING}
+VARIANT_KEYS = {"name": STRING, "market": "variant-market", "population": "variant-population",
+                "engine": "variant-engine"}
+TOP_KEYS = {"name": STRING, "description": STRING, "seed": INTEGER, "market": "market", "path": "path",
+            "population": "population", "funding": "funding", "engine": "engine", "variants": "variants",
+            "grid": "grid", "notes": "list-of-strings"}
+GRID_KEYS = {"market.mmr_factor", "market.max_leverage_cap", "market.liquidation_fee_rate",
+             "market.insurance_fund", "engine.intrabar", "engine.mm_basis",
+             *(f"population.{k}" for k in POPULATION_KEYS if k not in ("accounts", "file", "seed"))}
+
+
+def _fail(where: str, key: str, why: str):
+    raise ScenarioError(f"{where}: {key}: {why}")
+
+
+def _check_table(where: str, prefix: str, value, allowed: dict) -> None:
+    if not isinstance(value, dict):
+        _fail(where, prefix or "(top)", f"expected a table, got {type(value).__name__}")
+    for key, sub in value.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if key not in allowed:
+            _fail(where, name, f"unknown key (allowed here: {', '.join(sorted(allowed))})")
+        _check_value(where, name, sub, allowed[key])
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_value(where: str, name: str, v, kind: str) -> None:
+    if kind == NUMBER and not _is_num(v):
+        _fail(where, name, f"expected a number, got {v!r}")
+    elif kind == INTEGER and not (isinstance(v, int) and not isinstance(v, bool)):
+        _fail(where, name, f"expected a whole number, got {v!r}")
+    elif kind == STRING and not isinstance(v, str):
+        _fail(where, name, f"expected a string, got {v!r}")
+    elif kind == BOOL and not isinstance(v, bool):
+        _fail(where, name, f"expected true or false, got {v!r}")
+    elif kind == "pair" and not (isinstance(v, list) and len(v) == 2 and all(_is_num(x) for x in v)):
+        _fail(where, name, f"expected two numbers [low, high], got {v!r}")
+    elif kind == "int-or-pair" and not (isinstance(v, int) or (isinstance(v, list) and len(v) == 2
+                                                                and all(isinstance(x, int) for x in v))):
+        _fail(where, name, f"expected a whole number or [low, high], got {v!r}")
+    elif kind == "number-or-table" and not (_is_num(v) or (isinstance(v, dict)
+                                                            and all(_is_num(x) for x in v.values()))):
+        _fail(where, name, f"expected a number or a table of numbers per contract, got {v!r}")
+    elif kind == "table-of-numbers" and not (isinstance(v, dict) and all(_is_num(x) for x in v.values())):
+        _fail(where, name, f"expected a table of numbers, got {v!r}")
+    elif kind == "table-of-strings" and not (isinstance(v, dict) and v and all(isinstance(x, str)
+                                                                                for x in v.values())):
+        _fail(where, name, f"expected a table of file names per contract, got {v!r}")
+    elif kind == "list-of-strings" and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+        _fail(where, name, f"expected a list of strings, got {v!r}")
+    elif kind == "leverage" and not ((isinstance(v, list) and all(_is_num(x) for x in v))
+                                     or (isinstance(v, dict) and all(_is_num(x) for x in v.values()))):
+        _fail(where, name, f"expected a list of leverages or a table leverage -> weight, got {v!r}")
+    elif kind == "market":
+        _check_table(where, name, v, MARKET_KEYS)
+    elif kind == "variant-market":
+        _check_table(where, name, v, {k: t for k, t in MARKET_KEYS.items() if k != "contracts"})
+    elif kind == "contracts":
+        if not isinstance(v, dict) or not v:
+            _fail(where, name, "expected at least one [market.contracts.SYMBOL] table")
+        for symbol, spec in v.items():
+            _check_table(where, f"{name}.{symbol}", spec, CONTRACT_KEYS)
+            if "brackets" not in spec:
+                _fail(where, f"{name}.{symbol}.brackets", "required (e.g. {venue = \"binance\", date = ...})")
+    elif kind == "brackets":
+        _check_table(where, name, v, BRACKET_KEYS)
+    elif kind == "tiers":
+        if not (isinstance(v, list) and v and all(isinstance(t, dict) for t in v)):
+            _fail(where, name, "expected a list of tier tables")
+    elif kind == "path":
+        _check_table(where, name, v, PATH_KEYS)
+    elif kind == "wicks":
+        if not isinstance(v, list):
+            _fail(where, name, "expected a list of [[path.wicks]] tables")
+        for i, w in enumerate(v):
+            _check_table(where, f"{name}[{i}]", w, WICK_KEYS)
+    elif kind in ("population", "variant-population"):
+        _check_table(where, name, v, POPULATION_KEYS)
+    elif kind == "funding":
+        _check_table(where, name, v, FUNDING_KEYS)
+    elif kind in ("engine", "variant-engine"):
+        _check_table(where, name, v, ENGINE_KEYS)
+    elif kind == "variants":
+        if not isinstance(v, list) or not v:
+            _fail(where, name, "expected a non-empty list of [[variants]] tables")
+        for i, var in enumerate(v):
+            _check_table(where, f"{name}[{i}]", var, VARIANT_KEYS)
+            if "name" not in var:
+                _fail(where, f"{name}[{i}].name", "required")
+    elif kind == "grid":
+        if not isinstance(v, dict):
+            _fail(where, name, "expected a table of 'section.key' = [values]")
+        for key, values in v.items():
+            if key not in GRID_KEYS:
+                _fail(where, f"{name}.\"{key}\"", f"cannot be varied (allowed: {', '.join(sorted(GRID_KEYS))})")
+            if not isinstance(values, list) or not values:
+                _fail(where, f"{name}.\"{key}\"", "expected a non-empty list of values")
+
+
+# -------------------------------------------------------------------- scenario
+@dataclass
+class Scenario:
+    """A validated scenario: its raw settings and where it came from."""
+    path: Path
+    config: dict
+    variants: list[tuple[str, dict]] = field(default_factory=list)  # (name, merged config)
+
+    @property
+    def name(self) -> str:
+        return self.config.get("name") or self.path.stem
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_scenario(path) -> Scenario:
+    """Read and validate a scenario file; expand its variants and grid."""
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise ScenarioError(f"{where}: no such scenario file")
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{where}: not valid TOML: {exc}") from None
+    _check_table(where, "", config, TOP_KEYS)
+    for section in ("market", "path", "population"):
+        if section not in config:
+            _fail(where, section, "required section is missing")
+    if "liquidation_fee_rate" not in config["market"]:
+        _fail(where, "market.liquidation_fee_rate", "required (no silent default for a margin rate)")
+    if "contracts" not in config["market"]:
+        _fail(where, "market.contracts", "required")
+    kind = config["path"].get("kind")
+    if kind not in ("gbm", "file", "bootstrap"):
+        _fail(where, "path.kind", f"must be 'gbm', 'file' or 'bootstrap', not {kind!r}")
+    if kind == "file" and "files" not in config["path"]:
+        _fail(where, "path.files", "required when path.kind = 'file'")
+    if kind in ("gbm", "bootstrap") and "n_steps" not in config["path"]:
+        _fail(where, "path.n_steps", f"required when path.kind = '{kind}'")
+    if kind == "bootstrap" and "source" not in config["path"]:
+        _fail(where, "path.source", "required when path.kind = 'bootstrap'")
+    if "accounts" not in config["population"] and "file" not in config["population"]:
+        _fail(where, "population.accounts", "required (or population.file)")
+    engine = config.get("engine", {})
+    for key, allowed in (("intrabar", ("close", "ohlc", "worst")), ("mm_basis", ("mark", "entry"))):
+        if key in engine and engine[key] not in allowed:
+            _fail(where, f"engine.{key}", f"must be one of {allowed}, not {engine[key]!r}")
+    base = {k: v for k, v in config.items() if k not in ("variants", "grid")}
+    variants = [(v["name"], _merge(base, {k: x for k, x in v.items() if k != "name"}))
+                for v in config.get("variants", [{"name": "base"}])]
+    grid = config.get("grid", {})
+    if grid:
+        expanded = []
+        keys = list(grid)
+        for name, cfg in variants:
+            for combo in itertools.product(*(grid[k] for k in keys)):
+                c = copy.deepcopy(cfg)
+                labels = []
+                for key, value in zip(keys, combo):
+                    section, leaf = key.split(".", 1)
+                    c.setdefault(section, {})[leaf] = value
+                    labels.append(f"{leaf}={value}")
+                expanded.append((f"{name} [{', '.join(labels)}]", c))
+        variants = expanded
+    names = [n for n, _ in variants]
+    if len(set(names)) != len(names):
+        _fail(where, "variants", f"variant names must be unique: {names}")
+    return Scenario(path, config, variants)
+
+
+# ---------------------------------------------------------------- building
+def _resolve(scenario: Scenario, relative: str) -> Path:
+    path = Path(relative)
+    return path if path.is_absolute() else (scenario.path.parent / path).resolve()
+
+
+def _brackets(scenario: Scenario, symbol: str, spec: dict, market: dict) -> Brackets:
+    where = f"{scenario.path}: market.contracts.{symbol}.brackets"
+    try:
+        if "tiers" in spec:
+            table = Brackets.from_records(spec["tiers"], symbol=symbol)
+        elif "file" in spec:
+            table = Brackets.from_binance_file(_resolve(scenario, spec["file"]), spec.get("symbol", symbol),
+                                               spec.get("date"))
+        else:
+            table = Brackets.load(spec.get("symbol", symbol), spec.get("date"), spec.get("venue", "binance"))
+        factor, cap = market.get("mmr_factor", 1.0), market.get("max_leverage_cap")
+        if factor != 1.0 or cap is not None:
+            table = table.scaled(factor, cap)
+    except FileNotFoundError as exc:
+        raise MissingDataError(f"{where}: {exc}") from None
+    except ValueError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
+    return table
+
+
+def build_paths(scenario: Scenario, cfg: dict) -> tuple[dict[str, pd.DataFrame], str]:
+    """The price paths a scenario describes, and a sentence saying where they come from."""
+    from . import synthetic
+    from .io import load_klines, load_paths
+
+    spec = cfg["path"]
+    contracts = cfg["market"]["contracts"]
+    seed = spec.get("seed", cfg.get("seed", 0))
+    kind = spec["kind"]
+    where = f"{scenario.path}: path"
+    if kind == "gbm":
+        starts = {}
+        for symbol, c in contracts.items():
+            if "start_price" not in c:
+                _fail(str(scenario.path), f"market.contracts.{symbol}.start_price", "required for a gbm path")
+            starts[symbol] = c["start_price"]
+        try:
+            paths = synthetic.gbm_paths(starts, spec["n_steps"], interval=spec.get("interval", "1min"),
+                                        start=spec.get("start", "2025-01-01"), vol=spec.get("vol", 0.6),
+                                        drift=spec.get("drift", 0.0), correlation=spec.get("correlation", 0.0),
+                                        jump_rate=spec.get("jump_rate", 0.0), jump_mean=spec.get("jump_mean", 0.0),
+                                        jump_std=spec.get("jump_std", 0.0), seed=seed)
+            for wick in spec.get("wicks", []):
+                paths = synthetic.inject_wick(paths, wick["contract"], wick["at"], wick["depth"],
+                                              wick.get("recover", True))
+        except (ValueError, KeyError) as exc:
+            raise ScenarioError(f"{where}: {exc}") from None
+        source = spec.get("price_source", f"synthetic GBM (seed {seed})")
+        return paths, source
+    if kind == "file":
+        files = {symbol: _resolve(scenario, f) for symbol, f in spec["files"].items()}
+    else:
+        files = {symbol: _resolve(scenario, f) for symbol, f in spec["source"].items()}
+    missing = [f"{s}: {p}" for s, p in files.items() if not p.exists()]
+    if missing:
+        raise MissingDataError(f"{where}: data file(s) not found: {'; '.join(missing)}. Real-data scenarios "
+                               "read ../shared/data beside the project; it is not present on this machine.")
+    unknown = sorted(set(files) - set(contracts))
+    if unknown:
+        _fail(str(scenario.path), "path.files", f"contract(s) {unknown} are not in market.contracts")
+    try:
+        if kind == "file":
+            paths = load_paths(files, gaps=spec.get("gaps", "refuse"))
+        else:
+            real = {s: load_klines(p, gaps="fill") for s, p in files.items()}
+            paths = synthetic.bootstrap_paths(real if len(real) > 1 else next(iter(real.values())),
+                                              spec["n_steps"], block=spec.get("block", 60), seed=seed,
+                                              **({} if len(real) > 1 else {"contract": next(iter(real))}))
+    except ValueError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
+    start, end = spec.get("start"), spec.get("end")
+    if start or end:
+        lo = pd.Timestamp(start) if start else None
+        hi = pd.Timestamp(end) if end else None
+        for symbol, frame in paths.items():
+            keep = np.ones(len(frame), dtype=bool)
+            if lo is not None:
+                keep &= frame["timestamp"].to_numpy() >= lo.to_datetime64()
+            if hi is not None:
+                keep &= frame["timestamp"].to_numpy() <= hi.to_datetime64()
+            paths[symbol] = frame[keep].reset_index(drop=True)
+            if not len(paths[symbol]):
+                _fail(str(scenario.path), "path.start", f"no {symbol} bars between {start} and {end}")
+    names = ", ".join(p.name for p in files.values())
+    default = f"{'bootstrap of ' if kind == 'bootstrap' else ''}{names}"
+    return paths, spec.get("price_source", default)
+
+
+def build_book(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame]):
+    """The population of the variant, opened at each contract's first open price."""
+    from .populations import PopulationSpec, generate_population, load_population
+
+    market = cfg["market"]
+    brackets = {s: _brackets(scenario, s, c["brackets"], market) for s, c in market["contracts"].items()}
+    pop = dict(cfg["population"])
+    where = f"{scenario.path}: population"
+    if "file" in pop:
+        try:
+            return load_population(_resolve(scenario, pop["file"]), contracts=brackets)
+        except FileNotFoundError as exc:
+            raise MissingDataError(f"{where}.file: {exc}") from None
+        except ValueError as exc:
+            raise ScenarioError(f"{where}.file: {exc}") from None
+    n = pop.pop("accounts")
+    seed = pop.pop("seed", cfg.get("seed", 0))
+    for key in ("positions_per_account", "leverage_range"):
+        if isinstance(pop.get(key), list):
+            pop[key] = tuple(pop[key])
+    if isinstance(pop.get("leverage"), dict):
+        pop["leverage"] = {float(k): v for k, v in pop["leverage"].items()}
+    for symbol, c in market["contracts"].items():
+        for fee in ("maker_fee", "taker_fee"):
+            if fee in c:
+                pop.setdefault(fee, c[fee])
+    prices = {s: float(paths[s]["open"].iloc[0]) for s in brackets if s in paths}
+    try:
+        spec = PopulationSpec(**pop)
+        return generate_population(n, {s: brackets[s] for s in prices}, prices, seed=seed, spec=spec)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
+
+
+def build_funding(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame]):
+    from .io import load_funding
+
+    spec = cfg.get("funding")
+    if not spec:
+        return None
+    if "file" in spec:
+        path = _resolve(scenario, spec["file"])
+        if not path.exists():
+            raise MissingDataError(f"{scenario.path}: funding.file: {path} not found")
+        try:
+            return {s: f for s, f in load_funding(path).items() if s in paths}
+        except ValueError as exc:
+            raise ScenarioError(f"{scenario.path}: funding.file: {exc}") from None
+    rate, every = spec.get("rate", 0.0), spec.get("every_hours", 8.0)
+    out = {}
+    for symbol, frame in paths.items():
+        first, last = frame["timestamp"].iloc[0], frame["timestamp"].iloc[-1]
+        times = pd.date_range(first.ceil(f"{every}h"), last, freq=f"{every}h")
+        out[symbol] = pd.DataFrame({"timestamp": times, "rate": rate})
+    return out
+
+
+# --------------------------------------------------------------------- running
+@dataclass
+class ScenarioRun:
+    scenario: Scenario
+    paths: dict
+    price_source: str
+    books: dict  # variant -> starting book
+    results: dict  # variant -> Result
+    seconds: float
+
+
+def run_scenario(scenario: Scenario | str | Path, progress_factory=None) -> ScenarioRun:
+    """Run every variant.  ``progress_factory(total_bars)`` may return a callable taking the number
+    of bars to add (for a progress bar)."""
+    from .simulate import simulate
+
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    started = time.perf_counter()
+    paths = price_source = None
+    books, results = {}, {}
+    prepared = []
+    for name, cfg in scenario.variants:
+        if paths is None:
+            paths, price_source = build_paths(scenario, cfg)
+        prepared.append((name, cfg, build_book(scenario, cfg, paths), build_funding(scenario, cfg, paths)))
+    n_steps = len(next(iter(paths.values())))
+    advance = progress_factory(n_steps * len(prepared)) if progress_factory else None
+    for name, cfg, book, funding in prepared:
+        market, engine = cfg["market"], cfg.get("engine", {})
+        done = [0]
+
+        def tick(bars, done=done):
+            if advance is not None:
+                advance(bars - done[0])
+            done[0] = bars
+
+        books[name] = book
+        results[name] = simulate(book, paths, liquidation_fee_rate=market["liquidation_fee_rate"],
+                                 insurance_fund=market.get("insurance_fund", 0.0),
+                                 liquidation_slippage=market.get("liquidation_slippage", 0.0), funding=funding,
+                                 intrabar=engine.get("intrabar", "ohlc"), mm_basis=engine.get("mm_basis", "mark"),
+                                 engine=engine.get("engine", "reference"), progress=tick)
+    return ScenarioRun(scenario, paths, price_source, books, results, time.perf_counter() - started)
+
+
+def write_outputs(run: ScenarioRun, out_dir) -> Path:
+    """Write Parquet outputs and the HTML report into ``out_dir``, all or nothing: everything is
+    written into a temporary folder beside it, which then replaces ``out_dir``."""
+    from . import report
+
+    target = Path(out_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        events, steps, positions, accounts = [], [], [], []
+        for name, result in run.results.items():
+            events.append(result.events.assign(variant=name))
+            steps.append(result.steps.assign(variant=name))
+            positions.append(result.book.positions_frame().assign(variant=name))
+            accounts.append(result.book.accounts_frame().assign(variant=name))
+        _parquet(pd.concat(events, ignore_index=True), tmp / "events.parquet")
+        _parquet(pd.concat(steps, ignore_index=True), tmp / "steps.parquet")
+        _parquet(pd.concat(positions, ignore_index=True), tmp / "final_positions.parquet")
+        _parquet(pd.concat(accounts, ignore_index=True), tmp / "final_accounts.parquet")
+        start = next(iter(run.books.values()))
+        summary = report.summarize(run.results, start)
+        _parquet(summary.reset_index() if summary.index.name else summary, tmp / "summary.parquet")
+        notes = list(run.scenario.config.get("notes", []))
+        report.write_report(tmp, run.results, run.paths, start, title=run.scenario.name, notes=notes,
+                            price_source=run.price_source)
+        shutil.copyfile(run.scenario.path, tmp / "scenario.toml")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; outputs are ordinary files
+        (tmp / "run.json").write_text(json.dumps({
+            "scenario": str(run.scenario.path), "name": run.scenario.name, "variants": list(run.results),
+            "seconds": round(run.seconds, 3), "price_source": run.price_source,
+            "params": {k: r.params for k, r in run.results.items()},
+        }, indent=2, default=str))
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _parquet(frame: pd.DataFrame, path: Path) -> None:
+    frame = frame.copy()
+    for col in frame.columns:  # mixed-type object columns (account ids, None legs) as strings
+        if frame[col].dtype == object:
+            frame[col] = frame[col].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v))
+                                        else str(v))
+    frame.to_parquet(path, index=False)
+
+
+def scenarios_dir() -> Path:
+    """The scenarios shipped with riskcore."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_scenarios", here.parent / "scenarios"):
+        if candidate.is_dir():
+            return candidate
+    return data_dir().parent / "scenarios"
+
+
+def default_scenario() -> Path:
+    return scenarios_dir() / "default.toml"
