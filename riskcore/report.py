@@ -45,7 +45,8 @@ from .enums import MarginMode
 from .inputs import PricePaths
 from .result import Result
 
-__all__ = ["SUMMARY_COLUMNS", "OUTCOME_COLUMNS", "CHARTS", "summarize", "account_outcomes", "write_report"]
+__all__ = ["SUMMARY_COLUMNS", "OUTCOME_COLUMNS", "CHARTS", "summarize", "account_outcomes", "write_report",
+           "format_value"]
 
 #: Columns of :func:`summarize`'s frame (its index is the variant name), with their meaning.
 SUMMARY_COLUMNS = {
@@ -191,12 +192,13 @@ def account_outcomes(result: Result, start_book: Book) -> pd.DataFrame:
     liq = _kind(ev, "liquidation")
     top = _kind(ev, "topup")
     bad = _kind(ev, "bad_debt")
-    n_liq = liq.groupby(liq["account"].to_numpy()).size() if not liq.empty else pd.Series(dtype="int64")
-    liq_notional = _per_account(liq, liq["qty"].to_numpy(dtype="float64") * liq["price"].to_numpy(dtype="float64"))
-    n_top = top.groupby(top["account"].to_numpy()).size() if not top.empty else pd.Series(dtype="int64")
-    top_amount = _per_account(top, top["amount"])
-    bad_amount = _per_account(bad, bad["amount"])
-    deposits = _net_deposits(ev)
+    n_liq = (liq.groupby(liq["account"].to_numpy()).size() if not liq.empty else pd.Series(dtype="int64")).to_dict()
+    liq_notional = _per_account(liq, liq["qty"].to_numpy(dtype="float64")
+                                * liq["price"].to_numpy(dtype="float64")).to_dict()
+    n_top = (top.groupby(top["account"].to_numpy()).size() if not top.empty else pd.Series(dtype="int64")).to_dict()
+    top_amount = _per_account(top, top["amount"]).to_dict()
+    bad_amount = _per_account(bad, bad["amount"]).to_dict()
+    deposits = _net_deposits(ev).to_dict()
 
     start_marks, end_marks = _marks(start_book), _marks(end_book)
     ids = list(start_book.accounts)
@@ -291,10 +293,12 @@ def summarize(runs: Mapping[str, Result], start_book) -> pd.DataFrame:
     seed and a different ``isolated_share``).
     """
     _check_runs(runs)
-    rows = []
-    for name, result in runs.items():
-        book = _start_book_of(start_book, name)
-        rows.append(_summary_row(result, book, account_outcomes(result, book)))
+    outcomes = {name: account_outcomes(r, _start_book_of(start_book, name)) for name, r in runs.items()}
+    return _summary(runs, start_book, outcomes)
+
+
+def _summary(runs: Mapping[str, Result], start_book, outcomes: dict) -> pd.DataFrame:
+    rows = [_summary_row(result, _start_book_of(start_book, name), outcomes[name]) for name, result in runs.items()]
     frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS), index=pd.Index(list(runs), name="variant"))
     return frame.astype({c: "int64" for c in _COUNT_COLUMNS})
 
@@ -620,7 +624,7 @@ def write_report(out_dir, runs: Mapping[str, Result], paths, start_book, *, titl
     out.mkdir(parents=True, exist_ok=True)
     frames = PricePaths.from_frames(paths).to_frames()
     outcomes = {name: account_outcomes(r, _start_book_of(start_book, name)) for name, r in runs.items()}
-    summary = summarize(runs, start_book)
+    summary = _summary(runs, start_book, outcomes)
 
     _chart_prices(out / "price.png", runs, frames)
     _chart_liquidations(out / "liquidations.png", runs)

@@ -10,7 +10,10 @@ Convention for examples in Markdown:
   earlier one defined; each file starts from a fresh namespace;
 * printed and shown output are compared line by line, ignoring trailing whitespace on each line
   and blank lines at the end;
-* other blocks (```bash, ```console, ```text on their own, ...) are not run.
+* other blocks (```bash, ```console, ```text on their own, ...) are not run, and neither is a
+  python block whose line just before the opening fence is the comment ``<!-- not run -->``
+  (invisible on the rendered page): use it only for a sketch that cannot run as it stands,
+  e.g. one that reads files the reader has to supply.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 
 FENCE = re.compile(r"^```\s*([\w+-]*)[^`]*$")
 OUTPUT_LEAD = re.compile(r"^\s*(prints|output)\s*:?\s*$", re.IGNORECASE)
+NOT_RUN = "<!-- not run -->"
 
 
 @dataclass
@@ -72,6 +76,8 @@ def examples(path: Path) -> list[Example]:
     found = []
     for block in blocks:
         if block.lang != "python":
+            continue
+        if block.line >= 2 and lines[block.line - 2].strip() == NOT_RUN:
             continue
         shown = None
         j, lead_seen = block.end, False

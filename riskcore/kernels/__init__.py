@@ -1,0 +1,9 @@
+"""The numba kernel engine: the reference engine's semantics over struct-of-arrays.
+
+``run_numba(book, paths, funding_rates, actions, **params)`` packs the book, runs the
+jitted kernels and unpacks into the same :class:`~riskcore.result.Result` as the
+reference engine.  See ``docs/kernel.md``.
+"""
+from .engine import EventBufferOverflow, run_numba, warmup
+
+__all__ = ["EventBufferOverflow", "run_numba", "warmup"]

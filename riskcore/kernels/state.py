@@ -1,0 +1,116 @@
+"""The struct-of-arrays state the kernels run on (NamedTuples of numpy arrays).
+
+Accounts are in canonical order (sorted ids), so account ``a`` of the kernel is the
+``a``-th smallest id.  Each account owns a contiguous range of position *slots*
+(``acc_slot0[a]:acc_slot0[a+1]``), one per (contract, leg) it holds or may open
+through a resting order, sorted by (contract, leg): the reference engine's
+position order.  A slot is empty, live or liquidated at the current point
+(:data:`~riskcore.kernels.enums.SlotState`).  Orders are grouped by account the
+same way (``acc_ord0``) and sorted by order id.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class BookArrays(NamedTuple):
+    # accounts [n_accounts]
+    acc_wallet: np.ndarray  # f8, cross wallet (USDT)
+    acc_slot0: np.ndarray  # i8 [n_accounts + 1], slot offsets
+    acc_ord0: np.ndarray  # i8 [n_accounts + 1], order offsets
+    # settings [n_accounts, n_contracts]
+    set_mode: np.ndarray  # i1, 0 cross / 1 isolated
+    set_lev_long: np.ndarray  # f8
+    set_lev_short: np.ndarray  # f8
+    set_auto_long: np.ndarray  # b1
+    set_auto_short: np.ndarray  # b1
+    # position slots [n_slots]
+    s_contract: np.ndarray  # i4
+    s_leg: np.ndarray  # i1, 0 both / 1 long / 2 short
+    s_side: np.ndarray  # i1, +1 / -1
+    s_state: np.ndarray  # i1, SlotState
+    s_qty: np.ndarray  # f8, base units
+    s_entry: np.ndarray  # f8, average entry price
+    s_wiso: np.ndarray  # f8, isolated wallet (0 under cross)
+    s_tp: np.ndarray  # f8, take profit (NaN: none)
+    s_sl: np.ndarray  # f8, stop loss (NaN: none)
+    s_lp: np.ndarray  # f8, cached isolated liquidation price (NaN: none / cross)
+    # orders [n_orders]
+    o_id: np.ndarray  # i8
+    o_contract: np.ndarray  # i4
+    o_leg: np.ndarray  # i1
+    o_side: np.ndarray  # i1, +1 buy / -1 sell
+    o_qty: np.ndarray  # f8
+    o_price: np.ndarray  # f8
+    o_reduce_only: np.ndarray  # b1
+    o_live: np.ndarray  # b1
+
+
+class ContractArrays(NamedTuple):
+    maker_fee: np.ndarray  # f8 [n_contracts]
+    taker_fee: np.ndarray  # f8 [n_contracts]
+    n_tiers: np.ndarray  # i8 [n_contracts]
+    cap: np.ndarray  # f8 [n_contracts, max_tiers], notional caps (padded with inf)
+    mmr: np.ndarray  # f8 [n_contracts, max_tiers]
+    cum: np.ndarray  # f8 [n_contracts, max_tiers]
+    max_lev: np.ndarray  # f8 [n_contracts, max_tiers] (padded with 0)
+
+
+class Market(NamedTuple):
+    ohlc: np.ndarray  # f8 [n_steps, n_contracts, 4] mark-price bars
+    rates: np.ndarray  # f8 [n_steps, n_contracts] funding rate due at the bar's first point
+    init_prev: np.ndarray  # f8 [n_contracts, 2] prices before the first point (the book's marks)
+
+
+class Params(NamedTuple):
+    intrabar: int  # Intrabar code
+    mm_entry: bool  # mm_basis == "entry"
+    fee_rate: float  # liquidation fee rate
+    slippage: float  # liquidation slippage
+    block: int  # accounts per parallel block
+
+
+class Scratch(NamedTuple):
+    s_lpx: np.ndarray  # f8 [n_slots] trigger, then execution price, of a liquidation at this point
+    s_lfee: np.ndarray  # f8 [n_slots] isolated liquidation fee; ADL ranking key in the serial phase
+    s_ldef: np.ndarray  # f8 [n_slots] isolated deficit (> 0) at this point
+    acc_flag: np.ndarray  # i1 [n_accounts] AccountFlag bits at this point
+    acc_xfee: np.ndarray  # f8 [n_accounts] cross liquidation fee at this point
+    acc_xdef: np.ndarray  # f8 [n_accounts] cross deficit at this point
+    acc_last_liq: np.ndarray  # i8 [n_accounts] last step with a liquidation (accounts_liquidated)
+    blk_acc: np.ndarray  # f8 [n_blocks, N_BLOCK_ACC] the step's per-block sums
+    blk_ledger: np.ndarray  # f8 [n_blocks, N_LEDGER] the run's per-block totals
+    blk_nliq: np.ndarray  # i8 [n_blocks] accounts of the block with a liquidation/deficit at this point
+    liq_acct: np.ndarray  # i8 [n_accounts] those accounts, at block_start + j
+    glob: np.ndarray  # f8 [N_GLOB] fund, serial ledger, serial step sums
+    steps: np.ndarray  # f8 [n_steps, 12] per-step series (STEP_COLUMNS[2:])
+
+
+class Events(NamedTuple):
+    """Bounded event buffers, one row per worker thread plus one for the serial phase."""
+    ints: np.ndarray  # i8 [n_rows, capacity, N_EVI]
+    floats: np.ndarray  # f8 [n_rows, capacity, N_EVF]
+    count: np.ndarray  # i8 [n_rows]
+    overflow: np.ndarray  # i8 [n_rows] events that did not fit
+
+
+def empty_events(n_rows: int, capacity: int) -> Events:
+    from .enums import N_EVF, N_EVI
+    return Events(np.zeros((n_rows, capacity, N_EVI), np.int64), np.zeros((n_rows, capacity, N_EVF)),
+                  np.zeros(n_rows, np.int64), np.zeros(n_rows, np.int64))
+
+
+def new_scratch(n_slots: int, n_accounts: int, n_blocks: int, n_steps: int) -> Scratch:
+    from .enums import N_BLOCK_ACC, N_GLOB, N_LEDGER
+    return Scratch(np.zeros(n_slots), np.zeros(n_slots), np.zeros(n_slots), np.zeros(n_accounts, np.int8),
+                   np.zeros(n_accounts), np.zeros(n_accounts), np.full(n_accounts, -1, np.int64),
+                   np.zeros((n_blocks, N_BLOCK_ACC)), np.zeros((n_blocks, N_LEDGER)),
+                   np.zeros(n_blocks, np.int64), np.zeros(n_accounts, np.int64), np.zeros(N_GLOB),
+                   np.zeros((n_steps, 12)))
+
+
+def resize_slots(sc: Scratch, n_slots: int) -> Scratch:
+    """The same scratch with per-slot arrays for a new slot count (after a repack)."""
+    return sc._replace(s_lpx=np.zeros(n_slots), s_lfee=np.zeros(n_slots), s_ldef=np.zeros(n_slots))
