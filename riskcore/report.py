@@ -3,7 +3,9 @@
 A report compares *variants*: runs of the same population through the same price
 paths that differ in one setting (``"cross"``, ``"isolated"``, ``"isolated+auto-add"``,
 ...).  The variants are named by the caller; the order of the ``runs`` mapping is the
-order of the tables and charts.
+order of the tables and charts.  ``start_book`` is the book the runs started from, or
+``{variant: Book}`` when the variants started from different books; a book whose money
+does not match a run's ledger (``money_start``) is refused with ``ValueError``.
 
 * :func:`account_outcomes` -- one row per account of one run: equity at the start and
   the end, PnL, whether it was liquidated, its top-ups, the margin modes it held.
@@ -160,6 +162,27 @@ def _start_book_of(start_book, name) -> Book:
     raise TypeError("start_book must be a riskcore.Book or a {variant name: Book} mapping")
 
 
+def _book_money(book: Book) -> float:
+    """Wallets + isolated wallets + fees collected: the book's part of a ledger's ``money_start``."""
+    return (sum(a.wallet for a in book.accounts.values())
+            + sum(p.wallet_iso for a in book.accounts.values() for p in a.positions.values()) + book.fees_collected)
+
+
+def _check_start(result: Result, book: Book, name=None) -> None:
+    """Refuse a start book that cannot be the one the run started from: its money must be the
+    ledger's ``money_start`` less the insurance fund at the start."""
+    start = result.ledger.get("money_start")
+    fund = result.params.get("insurance_fund")
+    if start is None or fund is None:
+        return
+    have = _book_money(book) + float(fund)
+    if not math.isclose(have, start, rel_tol=1e-9, abs_tol=1e-6):
+        which = "the run" if name is None else f"variant {name!r}"
+        raise ValueError(f"start_book is not the book {which} started from: it holds {have:,.6f} with the "
+                         f"insurance fund, the run started with {start:,.6f} (pass one book per variant, "
+                         f"{{variant: Book}}, when the variants start from different books)")
+
+
 # ------------------------------------------------------------------ account outcomes
 def account_outcomes(result: Result, start_book: Book) -> pd.DataFrame:
     """One row per account of the start book: how the run went for it.
@@ -181,12 +204,19 @@ def account_outcomes(result: Result, start_book: Book) -> pd.DataFrame:
     * ``topups`` / ``topup_amount`` -- auto-add-margin top-ups and the money they moved;
     * ``saved_by_auto_add`` -- at least one top-up and never liquidated.
 
-    ``start_book`` must be the book the run started from (the same accounts).
+    ``start_book`` must be the book the run started from: ``ValueError`` when its money
+    (wallets, isolated wallets, fees collected) plus the starting insurance fund is not
+    the ledger's ``money_start``.
     """
+    return _account_outcomes(result, start_book, None)
+
+
+def _account_outcomes(result: Result, start_book: Book, name) -> pd.DataFrame:
     if not isinstance(result, Result):
         raise TypeError(f"result must be a riskcore.Result, not {type(result).__name__}")
     if not isinstance(start_book, Book):
         raise TypeError(f"start_book must be a riskcore.Book, not {type(start_book).__name__}")
+    _check_start(result, start_book, name)
     end_book = result.book
     ev = result.events
     liq = _kind(ev, "liquidation")
@@ -290,10 +320,12 @@ def summarize(runs: Mapping[str, Result], start_book) -> pd.DataFrame:
 
     ``start_book`` is the book every run started from, or a ``{variant: Book}`` mapping
     when the variants started from different books (e.g. populations drawn with the same
-    seed and a different ``isolated_share``).
+    seed and a different ``isolated_share``: their deposits differ where cross hedge legs
+    had to share a leverage).  A book that is not the one a run started from (its money
+    does not match the run's ledger) raises ``ValueError``.
     """
     _check_runs(runs)
-    outcomes = {name: account_outcomes(r, _start_book_of(start_book, name)) for name, r in runs.items()}
+    outcomes = {name: _account_outcomes(r, _start_book_of(start_book, name), name) for name, r in runs.items()}
     return _summary(runs, start_book, outcomes)
 
 
@@ -623,7 +655,7 @@ def write_report(out_dir, runs: Mapping[str, Result], paths, start_book, *, titl
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     frames = PricePaths.from_frames(paths).to_frames()
-    outcomes = {name: account_outcomes(r, _start_book_of(start_book, name)) for name, r in runs.items()}
+    outcomes = {name: _account_outcomes(r, _start_book_of(start_book, name), name) for name, r in runs.items()}
     summary = _summary(runs, start_book, outcomes)
 
     _chart_prices(out / "price.png", runs, frames)

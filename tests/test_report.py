@@ -345,3 +345,14 @@ def test_format_value():
 def test_no_matplotlib_at_import():
     code = "import sys, riskcore, riskcore.report; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_wrong_start_book_is_refused(population_runs):
+    # Same seed, other isolated_share: the deposits differ (cross hedge legs share the lower
+    # leverage), so the cross book is not where the isolated runs started.
+    books, runs, _ = population_runs
+    with pytest.raises(ValueError, match="not the book variant 'isolated' started from"):
+        summarize(runs, books["cross"])
+    with pytest.raises(ValueError, match="not the book the run started from"):
+        account_outcomes(runs["isolated"], books["cross"])
+    summarize({"isolated": runs["isolated"], "auto": runs["isolated+auto-add"]}, books["isolated"])

@@ -90,7 +90,7 @@ class Scratch(NamedTuple):
 
 class Events(NamedTuple):
     """Bounded event buffers, one row per worker thread plus one for the serial phase."""
-    ints: np.ndarray  # i8 [n_rows, capacity, N_EVI]
+    ints: np.ndarray  # i4 [n_rows, capacity, N_EVI]
     floats: np.ndarray  # f8 [n_rows, capacity, N_EVF]
     count: np.ndarray  # i8 [n_rows]
     overflow: np.ndarray  # i8 [n_rows] events that did not fit
@@ -98,7 +98,7 @@ class Events(NamedTuple):
 
 def empty_events(n_rows: int, capacity: int) -> Events:
     from .enums import N_EVF, N_EVI
-    return Events(np.zeros((n_rows, capacity, N_EVI), np.int64), np.zeros((n_rows, capacity, N_EVF)),
+    return Events(np.zeros((n_rows, capacity, N_EVI), np.int32), np.zeros((n_rows, capacity, N_EVF)),
                   np.zeros(n_rows, np.int64), np.zeros(n_rows, np.int64))
 
 

@@ -1,0 +1,250 @@
+"""``run_numba``: validate-free fast path of :func:`riskcore.simulate` on the numba kernels.
+
+Phases: pack (book tables -> struct-of-arrays, paths -> dense ``[n_steps, n_contracts, 4]``)
+-> run the kernels bar by bar -> unpack into the reference engine's
+:class:`~riskcore.result.Result`.  Bars that carry tape actions are split: the kernel
+settles the bar's funding, the reference engine's own ``run_actions`` applies the
+actions to an unpacked book (every refusal exactly as the reference), the book is
+packed again and the kernel resumes at the bar's limit fills.
+"""
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+import pandas as pd
+
+from ..book import Book
+from ..inputs import PricePaths, ScheduledAction, bar_points
+from ..result import STEP_COLUMNS, Result, steps_frame
+from ..errors import RiskcoreError
+from .enums import Glob, Intrabar, Ledger
+from .pack import (PackMeta, contract_arrays, events_frame, gather_events, init_lp_nb, pack_book, pack_frames,
+                   unpack_book)
+from .state import Market, Params, empty_events, new_scratch, resize_slots
+from .step_nb import funding_only_nb, run_steps_nb
+
+INTRABAR_CODES = {"close": Intrabar.CLOSE, "ohlc": Intrabar.OHLC, "worst": Intrabar.WORST}
+DEFAULT_BLOCK = 1024
+
+
+class EventBufferOverflow(RiskcoreError, RuntimeError):
+    """More events than ``event_capacity`` holds; the message says how many to allow."""
+
+
+def event_rows() -> int:
+    """Buffer rows: one per worker thread the parallel layer may use, one for the serial phase."""
+    return int(numba.config.NUMBA_NUM_THREADS) + 1
+
+
+def default_capacity(n_slots: int, rates: np.ndarray) -> int:
+    """Events per buffer row: room for one event per position plus every funding event,
+    shared by the worker rows, and a floor for small books."""
+    n_funding = int(np.count_nonzero(np.any(rates != 0.0, axis=1)))
+    return 65_536 + (n_slots * (n_funding + 1)) // max(1, event_rows() - 1)
+
+
+def market_arrays(book: Book, paths: PricePaths, rates: np.ndarray, intrabar: str) -> Market:
+    ohlc = np.ascontiguousarray(paths.ohlc, dtype=np.float64)
+    init = bar_points(ohlc[0], intrabar)[0].copy()
+    for c, symbol in enumerate(paths.contracts):  # the run starts from the book's marks
+        mark = book.contracts[symbol].mark_price
+        if mark is not None:
+            init[c, :] = mark
+    return Market(ohlc, np.ascontiguousarray(rates, dtype=np.float64), np.ascontiguousarray(init))
+
+
+def money(book: Book, fund: float) -> float:
+    """``ReferenceEngine.money``: wallets + isolated wallets + fund + fees (same summation order)."""
+    return (sum(a.wallet for a in book.accounts.values())
+            + sum(p.wallet_iso for a in book.accounts.values() for p in a.positions.values())
+            + fund + book.fees_collected)
+
+
+class _Run:
+    """One kernel run over the whole path, with the tape applied between segments."""
+
+    def __init__(self, book, paths, rates, actions, params: Params, intrabar: str, mm_basis: str,
+                 capacity: int | None, insurance_fund: float):
+        self.base = book
+        self.paths = paths
+        self.rates = rates
+        self.actions = list(actions)
+        self.pr = params
+        self.intrabar = intrabar
+        self.mm_basis = mm_basis
+        contracts = tuple(paths.contracts)
+        self.ct = contract_arrays(book, contracts)
+        self.mk = market_arrays(book, paths, rates, intrabar)
+        self.bk, self.meta = pack_book(book, contracts)
+        init_lp_nb(self.bk, self.ct, params.mm_entry)
+        n_acc = self.bk.acc_wallet.size
+        n_blocks = max(1, -(-n_acc // params.block))
+        self.sc = new_scratch(self.bk.s_qty.size, n_acc, n_blocks, paths.n_steps)
+        self.sc.glob[Glob.FUND] = insurance_fund
+        cap = capacity if capacity is not None else default_capacity(self.bk.s_qty.size, rates)
+        self.ev = empty_events(event_rows(), cap)
+        self.action_events: list[dict] = []
+        self.action_ledger = {"realized_pnl": 0.0, "deposits": 0.0}
+        self.fees_kernel_base = 0.0  # the book's fees at the last pack, beyond the kernel's own sums
+        self.fees_base = self.meta.fees_collected
+        self.next_order_id = self.meta.next_order_id
+
+    def kernel_fees(self) -> float:
+        return float(self.sc.blk_ledger[:, Ledger.FEES].sum())
+
+    def current_book(self, marks: dict) -> Book:
+        return unpack_book(self.base, self.bk, self.meta, marks, self.fees_base + self.kernel_fees(),
+                           self.next_order_id)
+
+    def run(self) -> None:
+        n_steps = self.paths.n_steps
+        action_steps = sorted({a.step for a in self.actions})
+        engine = None
+        t0, resume = 0, False
+        for ts in action_steps:
+            run_steps_nb(self.bk, self.ct, self.mk, self.sc, self.ev, self.pr, t0, ts, resume)
+            funding_only_nb(self.bk, self.ct, self.mk, self.sc, self.ev, self.pr, ts)
+            engine = self.apply_actions(ts, engine)
+            t0, resume = ts, True
+        run_steps_nb(self.bk, self.ct, self.mk, self.sc, self.ev, self.pr, t0, n_steps, resume)
+
+    def apply_actions(self, ts: int, engine):
+        """The tape's actions of bar ``ts`` through the reference engine's own code."""
+        from ..reference.engine import ReferenceEngine
+
+        cur = bar_points(self.mk.ohlc[ts], self.intrabar)[0]
+        marks = {symbol: float(cur[c, 0]) for c, symbol in enumerate(self.paths.contracts)}
+        book = self.current_book(marks)
+        if engine is None:
+            engine = ReferenceEngine(book, self.paths, self.rates, [a for a in self.actions], liquidation_fee_rate=0.0,
+                                     insurance_fund=0.0, liquidation_slippage=0.0, intrabar=self.intrabar,
+                                     mm_basis=self.mm_basis)
+        engine.book = book
+        engine.t, engine.k, engine.timestamp = ts, 0, pd.Timestamp(self.paths.timestamps[ts])
+        engine.events = []
+        engine.run_actions(cur)
+        self.action_events.extend(engine.events)
+        # repack: the tape may have opened positions, placed orders, changed settings
+        blk_ledger = self.sc.blk_ledger.copy()
+        self.bk, meta = pack_book(book, tuple(self.paths.contracts))
+        init_lp_nb(self.bk, self.ct, self.pr.mm_entry)
+        self.meta = meta
+        self.sc = resize_slots(self.sc, self.bk.s_qty.size)
+        self.sc.blk_ledger[:] = blk_ledger
+        self.sc.blk_ledger[:, Ledger.FEES] = 0.0
+        self.fees_base = meta.fees_collected
+        self.next_order_id = meta.next_order_id
+        self.action_ledger["realized_pnl"] = engine.ledger["realized_pnl"]
+        self.action_ledger["deposits"] = engine.ledger["deposits"]
+        return engine
+
+    def overflow(self) -> int:
+        return int(self.ev.overflow.sum())
+
+    def needed_capacity(self) -> int:
+        return int((self.ev.count + self.ev.overflow).sum())
+
+
+def run_numba(book: Book, paths, funding_rates=None, actions=None, *, liquidation_fee_rate: float,
+              insurance_fund: float = 0.0, liquidation_slippage: float = 0.0, intrabar: str = "ohlc",
+              mm_basis: str = "mark", block: int = DEFAULT_BLOCK, event_capacity: int | None = None,
+              on_overflow: str = "grow") -> Result:
+    """Simulate on the numba kernels; the same :class:`Result` as the reference engine.
+
+    Parameters are :func:`riskcore.simulate`'s after validation: ``paths`` a
+    :class:`PricePaths`, ``funding_rates`` the ``[n_steps, n_contracts]`` array of
+    :func:`riskcore.inputs.funding_by_step` (None: no funding), ``actions`` the list of
+    :func:`riskcore.inputs.schedule_tape`.  ``block`` accounts per parallel work item;
+    ``event_capacity`` events per buffer row (default :func:`default_capacity`);
+    ``on_overflow`` ``"grow"`` (run again with room for every event) or ``"raise"``
+    (:class:`EventBufferOverflow`).  The book is not modified.
+    """
+    paths = PricePaths.from_frames(paths)
+    rates = np.zeros((paths.n_steps, paths.n_contracts)) if funding_rates is None else np.asarray(funding_rates)
+    actions = [] if actions is None else list(actions)
+    if intrabar not in INTRABAR_CODES:
+        raise ValueError(f"intrabar must be one of {tuple(INTRABAR_CODES)}, not {intrabar!r}")
+    if mm_basis not in ("mark", "entry"):
+        raise ValueError(f"mm_basis must be 'mark' or 'entry', not {mm_basis!r}")
+    if on_overflow not in ("grow", "raise"):
+        raise ValueError(f"on_overflow must be 'grow' or 'raise', not {on_overflow!r}")
+    params = Params(INTRABAR_CODES[intrabar], mm_basis == "entry", float(liquidation_fee_rate),
+                    float(liquidation_slippage), int(block))
+    money_start = money(book, float(insurance_fund))
+    capacity = event_capacity
+    while True:
+        run = _Run(book, paths, rates, actions, params, intrabar, mm_basis, capacity, float(insurance_fund))
+        run.run()
+        if run.overflow() == 0:
+            break
+        need = run.needed_capacity()
+        if on_overflow == "raise":
+            raise EventBufferOverflow(
+                f"the run recorded {need:,} events but the buffers hold {run.ev.ints.shape[1]:,} per row "
+                f"({run.overflow():,} did not fit); pass event_capacity={need + 1024} or on_overflow='grow'")
+        capacity = need + 1024  # any one row may take them all
+    return _result(run, paths, money_start, params, intrabar, mm_basis, insurance_fund)
+
+
+def _result(run: _Run, paths: PricePaths, money_start: float, params: Params, intrabar: str, mm_basis: str,
+            insurance_fund: float) -> Result:
+    marks = {symbol: float(paths.ohlc[-1, c, 3]) for c, symbol in enumerate(paths.contracts)}
+    final = run.current_book(marks)
+    ints, floats = gather_events(run.ev)
+    events = events_frame(ints, floats, run.meta, paths.timestamps, run.action_events)
+    steps = run.sc.steps
+    rows = []
+    for t in range(paths.n_steps):
+        row = {"step": t, "timestamp": pd.Timestamp(paths.timestamps[t])}
+        row.update(zip(STEP_COLUMNS[2:], steps[t].tolist()))
+        rows.append(row)
+    fund = float(run.sc.glob[Glob.FUND])
+    ledger = {
+        "realized_pnl": float(run.sc.blk_ledger[:, Ledger.REALIZED].sum()) + float(run.sc.glob[Glob.REALIZED])
+        + run.action_ledger["realized_pnl"],
+        "funding": float(run.sc.blk_ledger[:, Ledger.FUNDING].sum()),
+        "deposits": run.action_ledger["deposits"],
+        "socialised_loss": float(run.sc.glob[Glob.SOCIALISED]),
+    }
+    ledger.update(money_start=money_start, money_end=money(final, fund), insurance_fund=fund,
+                  trading_fees=final.fees_collected)
+    result = Result(events, steps_frame(rows), final, ledger=ledger)
+    result.params = {"liquidation_fee_rate": params.fee_rate, "insurance_fund": insurance_fund,
+                     "liquidation_slippage": params.slippage, "intrabar": intrabar, "mm_basis": mm_basis,
+                     "engine": "numba", "n_steps": paths.n_steps, "contracts": list(paths.contracts)}
+    return result
+
+
+def warmup() -> dict:
+    """Compile (or load from the cache) every kernel once, serially, on a tiny book that
+    reaches fills, TP/SL, top-ups, liquidations, bad debt and ADL.  Returns seconds taken."""
+    from ..brackets import Brackets
+    from ..inputs import funding_by_step, schedule_tape
+
+    start = time.perf_counter()
+    book = Book()
+    tiers = [{"notional_floor": 0, "notional_cap": 2_000, "mmr": 0.01, "max_leverage": 50},
+             {"notional_floor": 2_000, "notional_cap": 1e12, "mmr": 0.05, "max_leverage": 10}]
+    for symbol in ("AAA", "BBB"):
+        book.add_contract(symbol, Brackets.from_records(tiers, symbol=symbol), mark_price=100.0)
+    book.add_account(1, wallet=200.0)
+    book.set_margin_mode(1, "AAA", "isolated")
+    book.set_auto_add_margin(1, "AAA", True)
+    book.market_order(1, "AAA", "buy", 15.0, 100.0)
+    book.add_account(2, wallet=150.0)
+    book.market_order(2, "AAA", "buy", 25.0, 100.0)
+    book.limit_order(2, "BBB", "buy", 1.0, 95.0)
+    book.add_account(3, wallet=3_000.0)
+    book.market_order(3, "AAA", "sell", 40.0, 100.0)
+    book.set_tp_sl(3, "AAA", take_profit=60.0)
+    stamps = pd.date_range("2025-01-01", periods=3, freq="1min")
+    frame = pd.DataFrame({"timestamp": stamps, "open": [100.0, 70.0, 70.0], "high": [101.0, 71.0, 72.0],
+                          "low": [99.0, 60.0, 69.0], "close": [100.0, 70.0, 70.0]})
+    paths = PricePaths.from_frames({"AAA": frame, "BBB": frame})
+    rates = funding_by_step({"AAA": pd.DataFrame({"timestamp": stamps[:1], "rate": [0.001]})}, paths)
+    tape = schedule_tape([{"timestamp": stamps[1], "action": "deposit", "account": 3, "amount": 1.0}], paths)
+    for intrabar in INTRABAR_CODES:
+        run_numba(book, paths, rates, tape, liquidation_fee_rate=0.01, intrabar=intrabar)
+    return {"seconds": time.perf_counter() - start}

@@ -1,0 +1,450 @@
+"""Points and steps: the parallel phase over accounts, the serial phase over deficits.
+
+At each intrabar point:
+
+* phase A (:func:`phase_a_nb`, ``prange`` over blocks of accounts): every account runs
+  funding, limit fills, TP/SL, isolated checks with top-ups, the cross check and its
+  own liquidations (:func:`riskcore.kernels.account_nb.account_point_nb`).  Nothing
+  here reads another account or the insurance fund, so the order of accounts does
+  not matter; each block lists its accounts with a liquidation or deficit.
+* phase B (:func:`phase_b_nb`, serial, only when a block listed an account): in
+  canonical account order it pays the liquidation fees into the fund (isolated ones
+  first, as the reference), then covers the point's deficits pro rata from the
+  fund and auto-deleverages the shortfall against ranked opposite positions
+  (scores computed in parallel, each ranking sorted once, stably).
+
+This is exactly the reference's result: its stages 1-6 only couple accounts through
+the fund, which no stage before 7 reads, and stage 7-8 runs here in its order.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .account_nb import account_point_nb, emit_nb, funding_nb, refresh_lp_nb, view_nb
+from .enums import (MARGIN_CROSS, MARGIN_ISOLATED, AccountFlag, BlockAcc, EventKind, Glob, Intrabar, Reason,
+                    SlotState, Stage)
+from .options import NB, NB_PARALLEL
+
+NAN = math.nan
+
+
+@njit(**NB)
+def n_points_nb(intrabar):
+    if intrabar == Intrabar.CLOSE:
+        return 1
+    if intrabar == Intrabar.OHLC:
+        return 4
+    return 3
+
+
+@njit(**NB)
+def point_prices_nb(ohlc, t, k, intrabar, out):
+    """``riskcore.inputs.bar_points``: point ``k`` of bar ``t`` into ``out[n_contracts, 2]``
+    (column 0 what longs see, column 1 what shorts see)."""
+    for c in range(ohlc.shape[1]):
+        o = ohlc[t, c, 0]
+        h = ohlc[t, c, 1]
+        lo = ohlc[t, c, 2]
+        cl = ohlc[t, c, 3]
+        if intrabar == Intrabar.CLOSE:
+            out[c, 0] = cl
+            out[c, 1] = cl
+        elif intrabar == Intrabar.OHLC:
+            up = cl >= o
+            if k == 0:
+                px = o
+            elif k == 1:
+                px = lo if up else h
+            elif k == 2:
+                px = h if up else lo
+            else:
+                px = cl
+            out[c, 0] = px
+            out[c, 1] = px
+        else:
+            if k == 0:
+                out[c, 0] = o
+                out[c, 1] = o
+            elif k == 1:
+                out[c, 0] = lo
+                out[c, 1] = h
+            else:
+                out[c, 0] = cl
+                out[c, 1] = cl
+
+
+@njit(**NB_PARALLEL)
+def phase_a_nb(bk, ct, sc, ev, pr, t, k, gap, do_funding, funding_only, last, rates_t, prev, cur):
+    """The parallel phase of one point; see the module docstring."""
+    n_acc = bk.acc_wallet.size
+    n_blocks = sc.blk_nliq.size
+    size = pr.block
+    for b in prange(n_blocks):
+        row = numba.get_thread_id()
+        a0 = b * size
+        a1 = min(a0 + size, n_acc)
+        nliq = 0
+        oi = 0.0
+        for a in range(a0, a1):
+            if funding_only:
+                funding_nb(bk, ct, sc, ev, pr, a, b, row, t, rates_t, cur)
+                continue
+            flag = account_point_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, do_funding, rates_t, prev, cur)
+            if flag != 0:
+                sc.liq_acct[a0 + nliq] = a
+                nliq += 1
+            if last:
+                for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
+                    if bk.s_state[p] == SlotState.LIVE:
+                        oi += bk.s_qty[p] * cur[bk.s_contract[p], view_nb(bk.s_side[p])]
+        sc.blk_nliq[b] = nliq
+        if last:
+            sc.blk_acc[b, BlockAcc.OPEN_INTEREST] = oi
+
+
+@njit(**NB_PARALLEL)
+def adl_scores_nb(bk, sc, pr, cur):
+    """Binance's ADL score of every live position outside the deficit accounts, stored as the
+    sort key ``-score`` in ``sc.s_lfee`` (NaN: not a candidate).  PnL% x effective leverage
+    in profit, PnL% / effective leverage otherwise, -inf when equity or margin is <= 0."""
+    n_acc = bk.acc_wallet.size
+    n_blocks = sc.blk_nliq.size
+    size = pr.block
+    for b in prange(n_blocks):
+        for a in range(b * size, min(b * size + size, n_acc)):
+            s0 = bk.acc_slot0[a]
+            s1 = bk.acc_slot0[a + 1]
+            if sc.acc_flag[a] & AccountFlag.EXCLUDED:
+                for p in range(s0, s1):
+                    sc.s_lfee[p] = NAN
+                continue
+            upnl_x = 0.0
+            for p in range(s0, s1):
+                c = bk.s_contract[p]
+                if bk.s_state[p] == SlotState.LIVE and bk.set_mode[a, c] == MARGIN_CROSS:
+                    px = cur[c, view_nb(bk.s_side[p])]
+                    upnl_x += bk.s_side[p] * bk.s_qty[p] * (px - bk.s_entry[p])
+            for p in range(s0, s1):
+                if bk.s_state[p] != SlotState.LIVE:
+                    sc.s_lfee[p] = NAN
+                    continue
+                c = bk.s_contract[p]
+                side = bk.s_side[p]
+                px = cur[c, view_nb(side)]
+                upnl = side * bk.s_qty[p] * (px - bk.s_entry[p])
+                notional = bk.s_qty[p] * px
+                if bk.set_mode[a, c] == MARGIN_ISOLATED:
+                    margin = bk.s_wiso[p]
+                    equity = bk.s_wiso[p] + upnl
+                else:
+                    lev = bk.set_lev_short[a, c] if bk.s_leg[p] == 2 else bk.set_lev_long[a, c]
+                    margin = notional / lev
+                    equity = bk.acc_wallet[a] + upnl_x
+                if equity <= 0.0 or margin <= 0.0:
+                    score = -math.inf
+                else:
+                    pnl_pct = upnl / margin
+                    eff_lev = notional / equity
+                    score = pnl_pct * eff_lev if pnl_pct > 0 else pnl_pct / eff_lev
+                sc.s_lfee[p] = -score
+
+
+@njit(**NB)
+def ranking_nb(bk, sc, c, side):
+    """Candidates of (contract, side), best first; ties keep the canonical (slot) order."""
+    n = 0
+    for p in range(bk.s_qty.size):
+        if bk.s_contract[p] == c and bk.s_side[p] == side and not math.isnan(sc.s_lfee[p]):
+            n += 1
+    idx = np.empty(n, np.int64)
+    keys = np.empty(n)
+    n = 0
+    for p in range(bk.s_qty.size):
+        if bk.s_contract[p] == c and bk.s_side[p] == side and not math.isnan(sc.s_lfee[p]):
+            idx[n] = p
+            keys[n] = sc.s_lfee[p]
+            n += 1
+    return idx[np.argsort(keys, kind="mergesort")]
+
+
+@njit(**NB)
+def owner_nb(bk, p):
+    """The account owning slot ``p`` (binary search in the slot offsets)."""
+    return np.searchsorted(bk.acc_slot0, p, side="right") - 1
+
+
+@njit(**NB)
+def close_counterparty_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, o, qty, price):
+    """``ReferenceEngine.close_counterparty``: close ``qty`` of slot ``o`` at ``price``."""
+    b = owner_nb(bk, o)
+    c = bk.s_contract[o]
+    side = bk.s_side[o]
+    q_before = bk.s_qty[o]
+    realized = side * qty * (price - bk.s_entry[o])
+    isolated = bk.set_mode[b, c] == MARGIN_ISOLATED
+    if isolated:
+        released = bk.s_wiso[o] * (qty / bk.s_qty[o])
+        bk.s_wiso[o] -= released
+        bk.acc_wallet[b] += released
+    bk.acc_wallet[b] += realized
+    bk.s_qty[o] -= qty
+    if bk.s_qty[o] <= 1e-12 * qty:
+        if isolated:
+            bk.acc_wallet[b] += bk.s_wiso[o]
+            bk.s_wiso[o] = 0.0
+        bk.s_qty[o] = 0.0
+        bk.s_state[o] = SlotState.EMPTY
+    refresh_lp_nb(bk, ct, b, o, pr.mm_entry)
+    if last:
+        sc.glob[Glob.OI_ADJUST] -= (q_before - bk.s_qty[o]) * cur[c, view_nb(side)]
+    sc.glob[Glob.REALIZED] += realized
+    emit_nb(ev, row, t, k, Stage.BAD_DEBT, 0, b, EventKind.ADL, c, bk.s_leg[o], side, qty, price, realized, 0.0,
+            bk.acc_wallet[b], bk.s_wiso[o], Reason.ADL_COUNTERPARTY, 0, 0, 0.0, 0.0, 0.0, 0.0)
+
+
+@njit(**NB)
+def deleverage_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, a, slot, deficit, shortfall, cache, built):
+    """``ReferenceEngine.deleverage``: a share ``shortfall / deficit`` of each bankrupt position
+    closes against the ranked opposite positions at its bankruptcy price."""
+    share = shortfall / deficit
+    if slot >= 0:
+        s0 = slot
+        s1 = slot + 1
+    else:
+        s0 = bk.acc_slot0[a]
+        s1 = bk.acc_slot0[a + 1]
+    want_state = SlotState.LIQ_ISOLATED if slot >= 0 else SlotState.LIQ_CROSS
+    total = 0.0
+    for p in range(s0, s1):
+        if bk.s_state[p] == want_state:
+            total += bk.s_qty[p] * sc.s_lpx[p]
+    recovered = 0.0
+    for p in range(s0, s1):
+        if bk.s_state[p] != want_state:
+            continue
+        c = bk.s_contract[p]
+        side = bk.s_side[p]
+        qty = bk.s_qty[p]
+        px = sc.s_lpx[p]
+        per_unit = deficit * (qty * px / total) / qty
+        bp = px + side * per_unit
+        wanted = share * qty
+        matched = 0.0
+        key = 2 * c + (1 if -side > 0 else 0)
+        if not built[key]:
+            cache[key] = ranking_nb(bk, sc, c, -side)
+            built[key] = True
+        cands = cache[key]
+        for j in range(cands.size):
+            if wanted - matched <= 0.0:
+                break
+            o = cands[j]
+            if bk.s_state[o] != SlotState.LIVE or bk.s_qty[o] <= 0.0:
+                continue
+            q = min(bk.s_qty[o], wanted - matched)
+            close_counterparty_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, o, q, bp)
+            matched += q
+        if matched > 0.0:
+            gain = matched * per_unit
+            recovered += gain
+            sc.glob[Glob.REALIZED] += gain
+            emit_nb(ev, row, t, k, Stage.BAD_DEBT, 0, a, EventKind.ADL, c, bk.s_leg[p], side, matched, bp, gain, 0.0,
+                    bk.acc_wallet[a], NAN, Reason.ADL_BANKRUPT, 0, 0, 0.0, 0.0, 0.0, 0.0)
+    sc.glob[Glob.ADL_RECOVERED] += recovered
+    if slot < 0:
+        bk.acc_wallet[a] += recovered
+    return recovered
+
+
+@njit(**NB)
+def phase_b_nb(bk, ct, sc, ev, pr, t, k, last, cur):
+    """The serial phase of one point: fees into the fund, bad debt, ADL; see the module docstring."""
+    row = ev.count.size - 1
+    size = pr.block
+    g = sc.glob
+    n_blocks = sc.blk_nliq.size
+    # liquidation fees into the fund: every isolated close, then every cross book
+    n_def = 0
+    for b in range(n_blocks):
+        for j in range(sc.blk_nliq[b]):
+            a = sc.liq_acct[b * size + j]
+            for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
+                if bk.s_state[p] == SlotState.LIQ_ISOLATED:
+                    g[Glob.FUND] += sc.s_lfee[p]
+                    if sc.s_ldef[p] > 0.0:
+                        n_def += 1
+    for b in range(n_blocks):
+        for j in range(sc.blk_nliq[b]):
+            a = sc.liq_acct[b * size + j]
+            flag = sc.acc_flag[a]
+            if flag & AccountFlag.CROSS_LIQ:
+                g[Glob.FUND] += sc.acc_xfee[a]
+                if sc.acc_xdef[a] > 0.0:
+                    n_def += 1
+            elif flag & AccountFlag.EMPTY_DEFICIT:
+                n_def += 1
+    if n_def > 0:
+        d_acct = np.empty(n_def, np.int64)
+        d_slot = np.empty(n_def, np.int64)
+        d_amt = np.empty(n_def)
+        n = 0
+        for b in range(n_blocks):
+            for j in range(sc.blk_nliq[b]):
+                a = sc.liq_acct[b * size + j]
+                for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
+                    if bk.s_state[p] == SlotState.LIQ_ISOLATED and sc.s_ldef[p] > 0.0:
+                        d_acct[n] = a
+                        d_slot[n] = p
+                        d_amt[n] = sc.s_ldef[p]
+                        n += 1
+        for b in range(n_blocks):
+            for j in range(sc.blk_nliq[b]):
+                a = sc.liq_acct[b * size + j]
+                flag = sc.acc_flag[a]
+                if ((flag & AccountFlag.CROSS_LIQ) and sc.acc_xdef[a] > 0.0) or (
+                        not (flag & AccountFlag.CROSS_LIQ) and (flag & AccountFlag.EMPTY_DEFICIT)):
+                    d_acct[n] = a
+                    d_slot[n] = -1
+                    d_amt[n] = sc.acc_xdef[a]
+                    n += 1
+        for i in range(n_def):
+            sc.acc_flag[d_acct[i]] |= AccountFlag.EXCLUDED
+        total = 0.0
+        for i in range(n_def):
+            total += d_amt[i]
+        ratio = min(1.0, g[Glob.FUND] / total)
+        n_keys = 2 * ct.maker_fee.size
+        cache = [np.empty(0, np.int64) for _ in range(n_keys)]
+        built = np.zeros(n_keys, np.bool_)
+        ranked = False
+        for i in range(n_def):
+            a = d_acct[i]
+            slot = d_slot[i]
+            deficit = d_amt[i]
+            paid = ratio * deficit
+            g[Glob.FUND] = max(0.0, g[Glob.FUND] - paid)
+            g[Glob.BAD_DEBT] += deficit
+            g[Glob.INSURANCE_PAID] += paid
+            emit_nb(ev, row, t, k, Stage.BAD_DEBT, 0, a, EventKind.BAD_DEBT, -1, -1, 0, NAN, NAN, deficit, 0.0,
+                    bk.acc_wallet[a], NAN, Reason.FUND_PAID, 0, 0, paid, 0.0, 0.0, 0.0)
+            shortfall = deficit - paid
+            recovered = 0.0
+            has_closes = slot >= 0 or (sc.acc_flag[a] & AccountFlag.CROSS_LIQ) != 0
+            if shortfall > 0.0 and has_closes:
+                if not ranked:
+                    adl_scores_nb(bk, sc, pr, cur)
+                    ranked = True
+                recovered = deleverage_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, a, slot, deficit, shortfall,
+                                          cache, built)
+            socialised = deficit - paid - recovered
+            g[Glob.SOCIALISED] += socialised
+            g[Glob.STEP_SOCIALISED] += socialised
+            if slot < 0:
+                bk.acc_wallet[a] = 0.0
+    # the liquidated positions leave the book
+    for b in range(n_blocks):
+        for j in range(sc.blk_nliq[b]):
+            a = sc.liq_acct[b * size + j]
+            for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
+                if bk.s_state[p] == SlotState.LIQ_ISOLATED or bk.s_state[p] == SlotState.LIQ_CROSS:
+                    bk.s_state[p] = SlotState.EMPTY
+                    bk.s_lp[p] = NAN
+                    sc.s_ldef[p] = 0.0
+                    sc.s_lfee[p] = 0.0
+            sc.acc_flag[a] = 0
+            sc.acc_xfee[a] = 0.0
+            sc.acc_xdef[a] = 0.0
+        sc.blk_nliq[b] = 0
+
+
+@njit(**NB)
+def begin_step_nb(sc):
+    sc.blk_acc[:, :] = 0.0
+    for i in range(Glob.BAD_DEBT, sc.glob.size):
+        sc.glob[i] = 0.0
+
+
+@njit(**NB)
+def end_step_nb(sc, t):
+    """The step's row of ``STEP_COLUMNS[2:]``: block sums and the serial phase's sums."""
+    s = sc.steps
+    acc = np.zeros(sc.blk_acc.shape[1])
+    for b in range(sc.blk_acc.shape[0]):
+        for j in range(acc.size):
+            acc[j] += sc.blk_acc[b, j]
+    g = sc.glob
+    s[t, 0] = g[Glob.FUND]
+    s[t, 1] = acc[BlockAcc.ACCOUNTS_LIQUIDATED]
+    s[t, 2] = acc[BlockAcc.LIQUIDATIONS]
+    s[t, 3] = acc[BlockAcc.LIQUIDATED_NOTIONAL]
+    s[t, 4] = g[Glob.BAD_DEBT]
+    s[t, 5] = g[Glob.INSURANCE_PAID]
+    s[t, 6] = g[Glob.ADL_RECOVERED]
+    s[t, 7] = g[Glob.STEP_SOCIALISED]
+    s[t, 8] = acc[BlockAcc.TOPUPS]
+    s[t, 9] = acc[BlockAcc.TOPUP_AMOUNT]
+    s[t, 10] = acc[BlockAcc.FUNDING_PAID]
+    s[t, 11] = acc[BlockAcc.OPEN_INTEREST] + g[Glob.OI_ADJUST]
+
+
+@njit(**NB)
+def start_prices_nb(mk, t_start, prev):
+    """Prices before the first point of bar ``t_start``: the book's marks at the start of the
+    run, else the previous bar's close (the last point of every model)."""
+    if t_start == 0:
+        prev[:, :] = mk.init_prev
+    else:
+        for c in range(prev.shape[0]):
+            prev[c, 0] = mk.ohlc[t_start - 1, c, 3]
+            prev[c, 1] = mk.ohlc[t_start - 1, c, 3]
+
+
+@njit(**NB)
+def funding_only_nb(bk, ct, mk, sc, ev, pr, t):
+    """Open bar ``t`` and settle its funding only (the tape's actions run next, in Python)."""
+    begin_step_nb(sc)
+    n_c = ct.maker_fee.size
+    cur = np.empty((n_c, 2))
+    point_prices_nb(mk.ohlc, t, 0, pr.intrabar, cur)
+    due = False
+    for c in range(n_c):
+        if mk.rates[t, c] != 0.0:
+            due = True
+    if due:
+        phase_a_nb(bk, ct, sc, ev, pr, t, 0, True, True, True, False, mk.rates[t], cur, cur)
+
+
+@njit(**NB)
+def run_steps_nb(bk, ct, mk, sc, ev, pr, t_start, t_end, resume):
+    """Step bars ``t_start`` to ``t_end - 1`` through their intrabar points.
+
+    ``resume``: bar ``t_start`` was opened by :func:`funding_only_nb` (funding settled, the
+    tape applied), so its first point starts at the limit fills.  Mutates ``bk``, ``sc``
+    and ``ev``; writes ``sc.steps[t]`` at the end of each bar."""
+    n_c = ct.maker_fee.size
+    prev = np.empty((n_c, 2))
+    cur = np.empty((n_c, 2))
+    start_prices_nb(mk, t_start, prev)
+    n_points = n_points_nb(pr.intrabar)
+    for t in range(t_start, t_end):
+        first = resume and t == t_start
+        if not first:
+            begin_step_nb(sc)
+        due = False
+        if not first:
+            for c in range(n_c):
+                if mk.rates[t, c] != 0.0:
+                    due = True
+        for k in range(n_points):
+            point_prices_nb(mk.ohlc, t, k, pr.intrabar, cur)
+            gap = k == 0 and (t == 0 or pr.intrabar != Intrabar.CLOSE)
+            last = k == n_points - 1
+            phase_a_nb(bk, ct, sc, ev, pr, t, k, gap, k == 0 and due, False, last, mk.rates[t], prev, cur)
+            if sc.blk_nliq.sum() > 0:
+                phase_b_nb(bk, ct, sc, ev, pr, t, k, last, cur)
+            prev[:, :] = cur
+        end_step_nb(sc, t)
