@@ -78,7 +78,7 @@ def _cmd_run(args) -> int:
     target = write_outputs(run, out)
     from .report import summarize
 
-    summary = summarize(run.results, next(iter(run.books.values())))
+    summary = summarize(run.results, run.books)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format",
                            lambda v: f"{v:,.4g}"):
         print(summary.to_string())

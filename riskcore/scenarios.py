@@ -461,11 +461,10 @@ def write_outputs(run: ScenarioRun, out_dir) -> Path:
         _parquet(pd.concat(steps, ignore_index=True), tmp / "steps.parquet")
         _parquet(pd.concat(positions, ignore_index=True), tmp / "final_positions.parquet")
         _parquet(pd.concat(accounts, ignore_index=True), tmp / "final_accounts.parquet")
-        start = next(iter(run.books.values()))
-        summary = report.summarize(run.results, start)
+        summary = report.summarize(run.results, run.books)
         _parquet(summary.reset_index() if summary.index.name else summary, tmp / "summary.parquet")
         notes = list(run.scenario.config.get("notes", []))
-        report.write_report(tmp, run.results, run.paths, start, title=run.scenario.name, notes=notes,
+        report.write_report(tmp, run.results, run.paths, run.books, title=run.scenario.name, notes=notes,
                             price_source=run.price_source)
         shutil.copyfile(run.scenario.path, tmp / "scenario.toml")
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; outputs are ordinary files
