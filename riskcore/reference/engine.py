@@ -343,7 +343,8 @@ class ReferenceEngine:
                         amount = min(pos.qty * pos.entry_price / st.leverage(pos.leg, pos.side),
                                      self.free_balance(acct, cur),
                                      max(0.0, pos.qty * touch - pos.wallet_iso))
-                    if amount <= 0.0:
+                    # A top-up too small to move the price (e.g. capped at 1x leverage) ends the loop.
+                    if amount <= 1e-9 * pos.qty * pos.entry_price:
                         doomed.append((pos, touch))
                         break
                     acct.wallet -= amount
