@@ -4,6 +4,10 @@
 jitted kernels and unpacks into the same :class:`~riskcore.result.Result` as the
 reference engine.  See ``docs/kernel.md``.
 """
-from .engine import EventBufferOverflow, run_numba, warmup
+from .options import sync_cache
+
+sync_cache()
+
+from .engine import EventBufferOverflow, run_numba, warmup  # noqa: E402 (after the cache check)
 
 __all__ = ["EventBufferOverflow", "run_numba", "warmup"]

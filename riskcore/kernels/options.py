@@ -11,3 +11,38 @@
 """
 NB = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", boundscheck=False)
 NB_PARALLEL = dict(NB, parallel=True)
+
+
+def sync_cache() -> None:
+    """Drop cached kernels compiled from other sources.
+
+    numba keys a cached function on its own file's timestamp only, so an edit of a
+    callee in another file (``account_nb.py`` called from ``step_nb.py``) would leave a
+    stale kernel in use.  A digest of every kernel source is kept beside the cache; when
+    it changes, the kernels' cache files are removed and recompiled on first use."""
+    import hashlib
+    import os
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(here.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    stamp_value = digest.hexdigest()
+    dirs = [here / "__pycache__"]
+    root = os.environ.get("NUMBA_CACHE_DIR")
+    if root:
+        dirs += [p for p in Path(root).rglob("*") if p.is_dir() and p.name == "kernels"
+                 and p.parent.name == "riskcore"]
+    for folder in dirs:
+        stamp = folder / "riskcore-kernels.digest"
+        try:
+            if stamp.exists() and stamp.read_text() == stamp_value:
+                continue
+            if folder.is_dir():
+                for f in list(folder.glob("*.nbi")) + list(folder.glob("*.nbc")):
+                    f.unlink(missing_ok=True)
+                stamp.write_text(stamp_value)
+        except OSError:  # a read-only install: numba falls back to compiling
+            pass

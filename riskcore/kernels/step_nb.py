@@ -77,80 +77,97 @@ def point_prices_nb(ohlc, t, k, intrabar, out):
                 out[c, 1] = cl
 
 
+@njit(**NB)
+def block_point_nb(bk, ct, sc, ev, pr, b, row, t, k, gap, do_funding, funding_only, last, rates_t, prev, cur):
+    """One block of accounts at one point (serially, in account order); returns how many of
+    its accounts need the serial phase, listed from ``sc.liq_acct[b * block]`` on."""
+    n_acc = bk.acc_wallet.size
+    a0 = b * pr.block
+    a1 = min(a0 + pr.block, n_acc)
+    nliq = 0
+    oi = 0.0
+    for a in range(a0, a1):
+        if funding_only:
+            funding_nb(bk, ct, sc, ev, pr, a, b, row, t, rates_t, cur)
+            continue
+        flag = account_point_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, do_funding, rates_t, prev, cur)
+        if flag != 0:
+            sc.liq_acct[a0 + nliq] = a
+            nliq += 1
+        if last:
+            for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
+                if bk.s_state[p] == SlotState.LIVE:
+                    oi += bk.s_qty[p] * cur[bk.s_contract[p], view_nb(bk.s_side[p])]
+    if last:
+        sc.blk_acc[b, BlockAcc.OPEN_INTEREST] = oi
+    return nliq
+
+
 @njit(**NB_PARALLEL)
 def phase_a_nb(bk, ct, sc, ev, pr, t, k, gap, do_funding, funding_only, last, rates_t, prev, cur):
-    """The parallel phase of one point; see the module docstring."""
-    n_acc = bk.acc_wallet.size
-    n_blocks = sc.blk_nliq.size
-    size = pr.block
+    """The parallel phase of one point; see the module docstring.  Each block of accounts is
+    one work item; events go to the buffer row of the worker thread that runs it."""
+    counts = sc.blk_nliq
+    n_blocks = counts.size
     for b in prange(n_blocks):
         row = numba.get_thread_id()
-        a0 = b * size
-        a1 = min(a0 + size, n_acc)
-        nliq = 0
-        oi = 0.0
-        for a in range(a0, a1):
-            if funding_only:
-                funding_nb(bk, ct, sc, ev, pr, a, b, row, t, rates_t, cur)
+        counts[b] = block_point_nb(bk, ct, sc, ev, pr, b, row, t, k, gap, do_funding, funding_only, last,
+                                        rates_t, prev, cur)
+
+
+@njit(**NB)
+def block_scores_nb(bk, sc, pr, cur, b):
+    """ADL sort keys of one block of accounts (see :func:`adl_scores_nb`)."""
+    n_acc = bk.acc_wallet.size
+    for a in range(b * pr.block, min(b * pr.block + pr.block, n_acc)):
+        s0 = bk.acc_slot0[a]
+        s1 = bk.acc_slot0[a + 1]
+        if sc.acc_flag[a] & AccountFlag.EXCLUDED:
+            for p in range(s0, s1):
+                sc.s_lfee[p] = NAN
+            continue
+        upnl_x = 0.0
+        for p in range(s0, s1):
+            c = bk.s_contract[p]
+            if bk.s_state[p] == SlotState.LIVE and bk.set_mode[a, c] == MARGIN_CROSS:
+                px = cur[c, view_nb(bk.s_side[p])]
+                upnl_x += bk.s_side[p] * bk.s_qty[p] * (px - bk.s_entry[p])
+        for p in range(s0, s1):
+            if bk.s_state[p] != SlotState.LIVE:
+                sc.s_lfee[p] = NAN
                 continue
-            flag = account_point_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, do_funding, rates_t, prev, cur)
-            if flag != 0:
-                sc.liq_acct[a0 + nliq] = a
-                nliq += 1
-            if last:
-                for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
-                    if bk.s_state[p] == SlotState.LIVE:
-                        oi += bk.s_qty[p] * cur[bk.s_contract[p], view_nb(bk.s_side[p])]
-        sc.blk_nliq[b] = nliq
-        if last:
-            sc.blk_acc[b, BlockAcc.OPEN_INTEREST] = oi
+            c = bk.s_contract[p]
+            side = bk.s_side[p]
+            px = cur[c, view_nb(side)]
+            upnl = side * bk.s_qty[p] * (px - bk.s_entry[p])
+            notional = bk.s_qty[p] * px
+            if bk.set_mode[a, c] == MARGIN_ISOLATED:
+                margin = bk.s_wiso[p]
+                equity = bk.s_wiso[p] + upnl
+            else:
+                lev = bk.set_lev_short[a, c] if bk.s_leg[p] == 2 else bk.set_lev_long[a, c]
+                margin = notional / lev
+                equity = bk.acc_wallet[a] + upnl_x
+            if equity <= 0.0 or margin <= 0.0:
+                score = -math.inf
+            else:
+                pnl_pct = upnl / margin
+                eff_lev = notional / equity
+                score = pnl_pct * eff_lev if pnl_pct > 0 else pnl_pct / eff_lev
+            sc.s_lfee[p] = -score
+    return 0
 
 
 @njit(**NB_PARALLEL)
 def adl_scores_nb(bk, sc, pr, cur):
     """Binance's ADL score of every live position outside the deficit accounts, stored as the
     sort key ``-score`` in ``sc.s_lfee`` (NaN: not a candidate).  PnL% x effective leverage
-    in profit, PnL% / effective leverage otherwise, -inf when equity or margin is <= 0."""
-    n_acc = bk.acc_wallet.size
-    n_blocks = sc.blk_nliq.size
-    size = pr.block
+    in profit, PnL% / effective leverage otherwise, -inf when equity or margin is <= 0
+    (``ReferenceEngine.adl_ranking``)."""
+    done = np.zeros(sc.blk_nliq.size, np.int64)
+    n_blocks = done.size
     for b in prange(n_blocks):
-        for a in range(b * size, min(b * size + size, n_acc)):
-            s0 = bk.acc_slot0[a]
-            s1 = bk.acc_slot0[a + 1]
-            if sc.acc_flag[a] & AccountFlag.EXCLUDED:
-                for p in range(s0, s1):
-                    sc.s_lfee[p] = NAN
-                continue
-            upnl_x = 0.0
-            for p in range(s0, s1):
-                c = bk.s_contract[p]
-                if bk.s_state[p] == SlotState.LIVE and bk.set_mode[a, c] == MARGIN_CROSS:
-                    px = cur[c, view_nb(bk.s_side[p])]
-                    upnl_x += bk.s_side[p] * bk.s_qty[p] * (px - bk.s_entry[p])
-            for p in range(s0, s1):
-                if bk.s_state[p] != SlotState.LIVE:
-                    sc.s_lfee[p] = NAN
-                    continue
-                c = bk.s_contract[p]
-                side = bk.s_side[p]
-                px = cur[c, view_nb(side)]
-                upnl = side * bk.s_qty[p] * (px - bk.s_entry[p])
-                notional = bk.s_qty[p] * px
-                if bk.set_mode[a, c] == MARGIN_ISOLATED:
-                    margin = bk.s_wiso[p]
-                    equity = bk.s_wiso[p] + upnl
-                else:
-                    lev = bk.set_lev_short[a, c] if bk.s_leg[p] == 2 else bk.set_lev_long[a, c]
-                    margin = notional / lev
-                    equity = bk.acc_wallet[a] + upnl_x
-                if equity <= 0.0 or margin <= 0.0:
-                    score = -math.inf
-                else:
-                    pnl_pct = upnl / margin
-                    eff_lev = notional / equity
-                    score = pnl_pct * eff_lev if pnl_pct > 0 else pnl_pct / eff_lev
-                sc.s_lfee[p] = -score
+        done[b] = block_scores_nb(bk, sc, pr, cur, b)
 
 
 @njit(**NB)

@@ -1,0 +1,1 @@
+"""riskcore benchmarks: ``python -m benchmarks`` (or ``python benchmarks/run.py``)."""
