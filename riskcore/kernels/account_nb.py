@@ -409,10 +409,8 @@ def isolated_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, prev, cur):
             if auto:
                 amount = min(bk.s_qty[p] * bk.s_entry[p] / lev_nb(bk, a, c, leg), free_balance_nb(bk, a, cur),
                              max(0.0, bk.s_qty[p] * touch - bk.s_wiso[p]))
-            # The reference loops forever when the 1x cap leaves a top-up too small to change
-            # the isolated wallet (W + amount == W, so the LP never moves): no progress is
-            # treated as no top-up possible (docs/kernel.md, "Differences").
-            if amount <= 0.0 or bk.s_wiso[p] + amount == bk.s_wiso[p]:
+            # A top-up too small to move the price (e.g. capped at 1x leverage) ends the loop.
+            if amount <= 1e-9 * bk.s_qty[p] * bk.s_entry[p]:
                 bk.s_state[p] = SlotState.LIQ_ISOLATED
                 sc.s_lpx[p] = touch
                 break

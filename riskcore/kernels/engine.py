@@ -128,6 +128,7 @@ class _Run:
         self.action_events.extend(engine.events)
         # repack: the tape may have opened positions, placed orders, changed settings
         blk_ledger = self.sc.blk_ledger.copy()
+        self.base = book  # settings and accounts now come from the book the tape edited
         self.bk, meta = pack_book(book, tuple(self.paths.contracts))
         init_lp_nb(self.bk, self.ct, self.pr.mm_entry)
         self.meta = meta

@@ -77,29 +77,98 @@ def point_prices_nb(ohlc, t, k, intrabar, out):
                 out[c, 1] = cl
 
 
+@njit(inline="always", **NB)
+def quiet_nb(bk, ct, a, cur):
+    """True when nothing can happen to account ``a`` at this point (no funding due): no
+    resting order reached, no TP/SL crossed, no isolated position at its cached LP, and a
+    cross book above its maintenance margin (the same excess, in the same order, as
+    ``cross_excess_nb``).  The common case is decided here in one pass, without the
+    per-stage calls of ``account_point_nb``."""
+    for i in range(bk.acc_ord0[a], bk.acc_ord0[a + 1]):
+        if bk.o_live[i]:
+            side = bk.o_side[i]
+            if side * (cur[bk.o_contract[i], 0 if side > 0 else 1] - bk.o_price[i]) <= 0:
+                return False
+    excess = bk.acc_wallet[a]
+    n_cross = 0
+    for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
+        if bk.s_state[p] != SlotState.LIVE:
+            continue
+        c = bk.s_contract[p]
+        side = bk.s_side[p]
+        now = cur[c, 0 if side > 0 else 1]
+        if side * (now - bk.s_sl[p]) <= 0 or side * (now - bk.s_tp[p]) >= 0:
+            return False
+        if bk.set_mode[a, c] == MARGIN_ISOLATED:
+            lp = bk.s_lp[p]
+            if not math.isnan(lp) and ((now <= lp) if side > 0 else (now >= lp)):
+                return False
+        else:
+            n_cross += 1
+            qty = bk.s_qty[p]
+            notional = qty * now
+            n = ct.n_tiers[c]
+            i = 0
+            while i < n - 1 and ct.cap[c, i] < notional:
+                i += 1
+            excess += side * qty * (now - bk.s_entry[p])
+            excess -= notional * ct.mmr[c, i] - ct.cum[c, i]
+    if n_cross == 0:
+        return bk.acc_wallet[a] >= 0.0
+    return excess > 0.0
+
+
+@njit(**NB)
+def scan_block_nb(bk, ct, a0, a1, cur, out):
+    """The accounts of ``a0:a1`` that are not quiet at this point, written to ``out[a0:]``
+    (a tight loop with no calls: the common case costs what the speed-of-light loop does)."""
+    n = 0
+    for a in range(a0, a1):
+        if not quiet_nb(bk, ct, a, cur):
+            out[a0 + n] = a
+            n += 1
+    return n
+
+
+@njit(**NB)
+def open_interest_nb(bk, a0, a1, cur):
+    oi = 0.0
+    for a in range(a0, a1):
+        for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
+            if bk.s_state[p] == SlotState.LIVE:
+                oi += bk.s_qty[p] * cur[bk.s_contract[p], view_nb(bk.s_side[p])]
+    return oi
+
+
 @njit(**NB)
 def block_point_nb(bk, ct, sc, ev, pr, b, row, t, k, gap, do_funding, funding_only, last, rates_t, prev, cur):
-    """One block of accounts at one point (serially, in account order); returns how many of
-    its accounts need the serial phase, listed from ``sc.liq_acct[b * block]`` on."""
+    """One block of accounts at one point (in account order); returns how many of its
+    accounts need the serial phase, listed from ``sc.liq_acct[b * block]`` on.
+
+    The busy accounts are first compacted into the same list (in place: the j-th busy
+    account is read before the list's entry j can be overwritten)."""
     n_acc = bk.acc_wallet.size
     a0 = b * pr.block
     a1 = min(a0 + pr.block, n_acc)
-    nliq = 0
-    oi = 0.0
-    for a in range(a0, a1):
-        if funding_only:
+    if funding_only:
+        for a in range(a0, a1):
             funding_nb(bk, ct, sc, ev, pr, a, b, row, t, rates_t, cur)
-            continue
+        return 0
+    if do_funding:
+        for a in range(a0, a1):
+            sc.liq_acct[a] = a
+        n_busy = a1 - a0
+    else:
+        n_busy = scan_block_nb(bk, ct, a0, a1, cur, sc.liq_acct)
+    nliq = 0
+    for j in range(n_busy):
+        a = sc.liq_acct[a0 + j]
         flag = account_point_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, do_funding, rates_t, prev, cur)
         if flag != 0:
             sc.liq_acct[a0 + nliq] = a
             nliq += 1
-        if last:
-            for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
-                if bk.s_state[p] == SlotState.LIVE:
-                    oi += bk.s_qty[p] * cur[bk.s_contract[p], view_nb(bk.s_side[p])]
     if last:
-        sc.blk_acc[b, BlockAcc.OPEN_INTEREST] = oi
+        sc.blk_acc[b, BlockAcc.OPEN_INTEREST] = open_interest_nb(bk, a0, a1, cur)
     return nliq
 
 
