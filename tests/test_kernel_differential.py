@@ -28,8 +28,6 @@ from riskcore import simulate
 from riskcore.inputs import PricePaths, funding_by_step, schedule_tape
 from riskcore.kernels import EventBufferOverflow, run_numba
 
-pytestmark = pytest.mark.skip(reason="numba kernel in progress (issue 4): not yet in agreement with the reference engine")
-
 
 
 RTOL = 1e-9
