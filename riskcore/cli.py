@@ -47,6 +47,30 @@ def _cmd_brackets(args) -> int:
     return 0
 
 
+def _cmd_warmup(args) -> int:
+    from .kernels import warmup
+
+    print("riskcore: compiling the numba kernels (or loading them from the cache)...", flush=True)
+    info = warmup()
+    print(f"kernels ready in {info['seconds']:.1f} s")
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "run.py").is_file():
+        raise FileNotFoundError(f"the benchmarks ship with the source tree, not the installed package: "
+                                f"no benchmarks/run.py beside {root / 'riskcore'}; run from a clone of riskcore")
+    cmd = [sys.executable, "-m", "benchmarks"] + (["--quick"] if args.quick else [])
+    if args.only:
+        cmd += ["--only", *args.only]
+    if args.out:
+        cmd += ["--out", str(Path(args.out).resolve())]
+    return subprocess.run(cmd, cwd=root).returncode
+
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_MISSING_DATA, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
@@ -99,6 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output folder (default: reports/<scenario name>); replaced as a whole")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("warmup", help="compile the numba kernels once into the cache (about a minute and a half "
+                                      "on a 2-core machine; later starts load them in under a second)")
+    p.set_defaults(func=_cmd_warmup)
+    p = sub.add_parser("bench", help="run the kernel benchmarks (from a source clone); prints a table and writes "
+                                     "reports/bench.json")
+    p.add_argument("--quick", action="store_true", help="small cases: a smoke test of a minute or two")
+    p.add_argument("--only", nargs="+", metavar="CASE", help="run only these cases")
+    p.add_argument("--out", help="where to write the JSON (default: reports/bench.json in the clone)")
+    p.set_defaults(func=_cmd_bench)
     p = sub.add_parser("data", help="market data: fetch Binance's public archive")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     from .io.fetch import add_fetch_arguments, cli_fetch

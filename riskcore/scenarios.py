@@ -219,7 +219,8 @@ def load_scenario(path) -> Scenario:
     if "accounts" not in config["population"] and "file" not in config["population"]:
         _fail(where, "population.accounts", "required (or population.file)")
     engine = config.get("engine", {})
-    for key, allowed in (("intrabar", ("close", "ohlc", "worst")), ("mm_basis", ("mark", "entry"))):
+    for key, allowed in (("intrabar", ("close", "ohlc", "worst")), ("mm_basis", ("mark", "entry")),
+                         ("engine", ("numba", "reference"))):
         if key in engine and engine[key] not in allowed:
             _fail(where, f"engine.{key}", f"must be one of {allowed}, not {engine[key]!r}")
     base = {k: v for k, v in config.items() if k not in ("variants", "grid")}
@@ -438,7 +439,7 @@ def run_scenario(scenario: Scenario | str | Path, progress_factory=None) -> Scen
                                  insurance_fund=market.get("insurance_fund", 0.0),
                                  liquidation_slippage=market.get("liquidation_slippage", 0.0), funding=funding,
                                  intrabar=engine.get("intrabar", "ohlc"), mm_basis=engine.get("mm_basis", "mark"),
-                                 engine=engine.get("engine", "reference"), progress=tick)
+                                 engine=engine.get("engine", "numba"), progress=tick)
     return ScenarioRun(scenario, paths, price_source, books, results, time.perf_counter() - started)
 
 

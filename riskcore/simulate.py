@@ -7,12 +7,13 @@ from .book import Book
 from .inputs import INTRABAR_MODELS, InputError, PricePaths, funding_by_step, schedule_tape
 from .result import Result
 
-ENGINES = ("reference",)
+ENGINES = ("numba", "reference")
 
 
 def simulate(book: Book, paths, *, liquidation_fee_rate: float, insurance_fund: float = 0.0,
              liquidation_slippage: float = 0.0, funding=None, tape=None, intrabar: str = "ohlc",
-             mm_basis: str = "mark", engine: str = "reference", progress=None) -> Result:
+             mm_basis: str = "mark", engine: str = "numba", progress=None, event_capacity: int | None = None,
+             on_overflow: str = "grow") -> Result:
     """Run the book through the price paths and return what happened.
 
     Parameters
@@ -39,10 +40,19 @@ def simulate(book: Book, paths, *, liquidation_fee_rate: float, insurance_fund: 
         How a bar is walked (MARGIN_RULES.md section 8).
     mm_basis : "mark" | "entry"
         Notional on which isolated maintenance margin is charged (section 3).
-    engine : "reference"
-        Which engine runs the simulation.
+    engine : "numba" | "reference"
+        Which engine runs the simulation: the jitted kernels (the default; the first call in a
+        fresh install compiles them, see ``riskcore warmup``) or the pure-Python reference
+        engine they are tested against.  Both return the same Result.
     progress : callable, optional
-        Called with the number of bars done after each bar (for progress bars).
+        Called with the number of bars done so far (after each bar on the reference engine,
+        after each chunk of bars on the kernels), for progress bars.
+    event_capacity : int, optional
+        numba engine only: events each event buffer holds (default: sized from the book).
+    on_overflow : "grow" | "raise"
+        numba engine only: when more events happen than the buffers hold, run again with
+        room for all of them ("grow") or raise :class:`riskcore.kernels.EventBufferOverflow`
+        naming the capacity needed ("raise").
     """
     if not isinstance(book, Book):
         raise TypeError(f"book must be a riskcore.Book, not {type(book).__name__}")
@@ -74,6 +84,18 @@ def simulate(book: Book, paths, *, liquidation_fee_rate: float, insurance_fund: 
         symbol = action.fields.get("contract")
         if symbol is not None and symbol not in paths.contracts:
             raise InputError(f"tape row {action.row}: contract {symbol!r} has no price path")
+    if on_overflow not in ("grow", "raise"):
+        raise InputError(f"on_overflow must be 'grow' or 'raise', not {on_overflow!r}")
+    if event_capacity is not None and not (isinstance(event_capacity, int) and not isinstance(event_capacity, bool)
+                                           and event_capacity > 0):
+        raise InputError(f"event_capacity must be a positive integer, not {event_capacity!r}")
+    if engine == "numba":
+        from .kernels import run_numba
+
+        return run_numba(book, paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),
+                         insurance_fund=float(insurance_fund), liquidation_slippage=float(liquidation_slippage),
+                         intrabar=intrabar, mm_basis=mm_basis, event_capacity=event_capacity,
+                         on_overflow=on_overflow, progress=progress)
     from .reference import ReferenceEngine
 
     run = ReferenceEngine(book.copy(), paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),

@@ -547,6 +547,35 @@ def test_cross_stop_loss_gapping_through_bp_is_bad_debt_not_a_negative_wallet():
     money_ok(result)
 
 
+@pytest.mark.parametrize("engine", ["reference", "numba"])
+@pytest.mark.parametrize("cross_wallet, final_wallet, bad_debt", [(1_600, 100.0, []), (1_300, 0.0, [200.0])],
+                         ids=["remainder-covers-it", "remainder-short-of-it"])
+def test_isolated_remainder_at_the_same_point_offsets_a_cross_stop_loss_deficit(engine, cross_wallet,
+                                                                                 final_wallet, bad_debt):
+    # Cross long BTC 1 @ 20,000 with SL 19,000; isolated long ETH 100 @ 1,000 at 2x (W 50,000,
+    # LP = (100,000 - 50,000) / (0.99 * 100) = 505.05).  Bar 1 opens with both gapped: the SL closes
+    # BTC at 18,000 (realized -2,000: the cross wallet goes 2,000 down, below zero) and ETH at 505 is
+    # liquidated at the open (realized -49,500, equity 500, fee rate 0: 500 goes back to the wallet).
+    # Both happen at the same point, so the account's deficit is what is left after the remainder:
+    # 1,600 - 2,000 + 500 = +100 is no deficit at all; 1,300 - 2,000 + 500 = -200 is 200 of bad debt,
+    # paid by the fund (1,000 -> 800), the wallet ending at 0.
+    book = make_book(eth=True)
+    open_position(book, "a", "BTCUSDT", "buy", 1, 20_000, wallet=50_000 + cross_wallet)
+    book.set_tp_sl("a", "BTCUSDT", stop_loss=19_000)
+    open_position(book, "a", "ETHUSDT", "buy", 100, 1_000, mode="isolated", leverage=2)
+    assert book.accounts["a"].wallet == approx(cross_wallet)
+    paths = {"BTCUSDT": bars([flat(20_000), (18_000, 18_100, 17_900, 18_050)]),
+             "ETHUSDT": bars([flat(1_000), (505, 506, 504, 505)])}
+    result = simulate(book, paths, liquidation_fee_rate=0.0, insurance_fund=1_000, engine=engine)
+    assert kinds(result)[:2] == ["sl", "liquidation"]
+    check_event(result.events.iloc[1], step=1, point=0, contract="ETHUSDT", price=505.0, amount=-49_500.0, fee=0.0)
+    assert list(result.events_of("bad_debt")["amount"]) == [approx(x) for x in bad_debt]
+    assert result.book.accounts["a"].wallet == approx(final_wallet)
+    assert result.steps["insurance_fund"].iloc[-1] == approx(1_000.0 - sum(bad_debt))
+    assert result.steps["bad_debt"].iloc[-1] == approx(sum(bad_debt))
+    money_ok(result)
+
+
 def test_cross_liquidation_cancels_every_resting_order_of_the_cross_book():
     # Cross wallet 2,000, long 1 BTC @ 20,000 (20x), plus resting buys: 0.01 BTC @ 10,000 and 1 ETH @
     # 1,000 (ETH is cross too, flat).  BTC falls to 17,000: the cross book liquidates at

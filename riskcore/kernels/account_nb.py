@@ -612,7 +612,10 @@ def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
         sc.acc_xfee[a] = fee
         sc.acc_xdef[a] = -bk.acc_wallet[a] if bk.acc_wallet[a] < 0.0 else 0.0
     elif flag & AccountFlag.EMPTY_DEFICIT:
-        sc.acc_xdef[a] = -bk.acc_wallet[a]  # after isolated remainders, as the reference
+        if bk.acc_wallet[a] < 0.0:  # after isolated remainders, as the reference
+            sc.acc_xdef[a] = -bk.acc_wallet[a]
+        else:  # this point's isolated remainders made it good: no deficit
+            flag &= ~AccountFlag.EMPTY_DEFICIT
     sc.acc_flag[a] = flag
     return flag
 

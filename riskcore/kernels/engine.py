@@ -98,17 +98,30 @@ class _Run:
         return unpack_book(self.base, self.bk, self.meta, marks, self.fees_base + self.kernel_fees(),
                            self.next_order_id)
 
-    def run(self) -> None:
+    def run(self, progress=None) -> None:
         n_steps = self.paths.n_steps
         action_steps = sorted({a.step for a in self.actions})
         engine = None
         t0, resume = 0, False
         for ts in action_steps:
-            run_steps_nb(self.bk, self.ct, self.mk, self.sc, self.ev, self.pr, t0, ts, resume)
+            self.steps(t0, ts, resume, progress)
             funding_only_nb(self.bk, self.ct, self.mk, self.sc, self.ev, self.pr, ts)
             engine = self.apply_actions(ts, engine)
             t0, resume = ts, True
-        run_steps_nb(self.bk, self.ct, self.mk, self.sc, self.ev, self.pr, t0, n_steps, resume)
+        self.steps(t0, n_steps, resume, progress)
+
+    def steps(self, t0: int, t1: int, resume: bool, progress) -> None:
+        """Bars ``t0:t1`` in one kernel call, or in chunks of about 1% of the run when
+        someone is watching the progress (a chunk boundary is a plain bar boundary)."""
+        if progress is None:
+            run_steps_nb(self.bk, self.ct, self.mk, self.sc, self.ev, self.pr, t0, t1, resume)
+            return
+        chunk = max(1, self.paths.n_steps // 100)
+        while t0 < t1:
+            end = min(t1, t0 + chunk)
+            run_steps_nb(self.bk, self.ct, self.mk, self.sc, self.ev, self.pr, t0, end, resume)
+            progress(end)
+            t0, resume = end, False
 
     def apply_actions(self, ts: int, engine):
         """The tape's actions of bar ``ts`` through the reference engine's own code."""
@@ -151,7 +164,7 @@ class _Run:
 def run_numba(book: Book, paths, funding_rates=None, actions=None, *, liquidation_fee_rate: float,
               insurance_fund: float = 0.0, liquidation_slippage: float = 0.0, intrabar: str = "ohlc",
               mm_basis: str = "mark", block: int = DEFAULT_BLOCK, event_capacity: int | None = None,
-              on_overflow: str = "grow") -> Result:
+              on_overflow: str = "grow", progress=None) -> Result:
     """Simulate on the numba kernels; the same :class:`Result` as the reference engine.
 
     Parameters are :func:`riskcore.simulate`'s after validation: ``paths`` a
@@ -160,7 +173,8 @@ def run_numba(book: Book, paths, funding_rates=None, actions=None, *, liquidatio
     :func:`riskcore.inputs.schedule_tape`.  ``block`` accounts per parallel work item;
     ``event_capacity`` events per buffer row (default :func:`default_capacity`);
     ``on_overflow`` ``"grow"`` (run again with room for every event) or ``"raise"``
-    (:class:`EventBufferOverflow`).  The book is not modified.
+    (:class:`EventBufferOverflow`).  ``progress(bars_done)`` is called as bars finish
+    (never going back when a run is repeated to grow the buffers).  The book is not modified.
     """
     paths = PricePaths.from_frames(paths)
     rates = np.zeros((paths.n_steps, paths.n_contracts)) if funding_rates is None else np.asarray(funding_rates)
@@ -175,9 +189,16 @@ def run_numba(book: Book, paths, funding_rates=None, actions=None, *, liquidatio
                     float(liquidation_slippage), int(block))
     money_start = money(book, float(insurance_fund))
     capacity = event_capacity
+    shown = [0]
+
+    def advance(bars: int) -> None:
+        if progress is not None and bars > shown[0]:
+            shown[0] = bars
+            progress(bars)
+
     while True:
         run = _Run(book, paths, rates, actions, params, intrabar, mm_basis, capacity, float(insurance_fund))
-        run.run()
+        run.run(advance if progress is not None else None)
         if run.overflow() == 0:
             break
         need = run.needed_capacity()

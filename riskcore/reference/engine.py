@@ -430,8 +430,9 @@ class ReferenceEngine:
             if remaining < 0.0:
                 deficits.append({"account": acct, "closes": closes, "deficit": -remaining, "isolated": True})
         for acct, doomed in cross:
-            if not doomed:
-                deficits.append({"account": acct, "closes": [], "deficit": -acct.wallet, "isolated": False})
+            if not doomed:  # a negative wallet and no cross position (e.g. a stop-loss gapped through)
+                if acct.wallet < 0.0:  # what an isolated remainder of this point did not make good
+                    deficits.append({"account": acct, "closes": [], "deficit": -acct.wallet, "isolated": False})
                 continue
             self.cancel_orders(acct, lambda o: acct.settings[o.contract].margin_mode == MarginMode.CROSS)
             closes = self.close_positions(acct, doomed)
