@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 FULL = {
-    "main_1M_x_1440": dict(accounts=1_000_000, steps=1_440, sol=True, numpy_steps=6),
+    "main_1M_x_1440": dict(accounts=1_000_000, steps=1_440, sol=True, numpy_steps=6, dense=True),
     "long_100k_x_43200": dict(accounts=100_000, steps=43_200, sol=True, numpy_steps=20),
     "scale_accounts_25k": dict(accounts=25_000, steps=720, sol=True, numpy_steps=0),
     "scale_accounts_100k": dict(accounts=100_000, steps=720, sol=True, numpy_steps=0),
@@ -33,7 +33,7 @@ FULL = {
     "scale_steps_2880": dict(accounts=100_000, steps=2_880, sol=False, numpy_steps=0),
 }
 QUICK = {
-    "main_20k_x_360": dict(accounts=20_000, steps=360, sol=True, numpy_steps=10),
+    "main_20k_x_360": dict(accounts=20_000, steps=360, sol=True, numpy_steps=10, dense=True),
     "scale_accounts_5k": dict(accounts=5_000, steps=360, sol=True, numpy_steps=0),
     "scale_steps_90": dict(accounts=20_000, steps=90, sol=False, numpy_steps=0),
 }
@@ -64,16 +64,17 @@ def run_case(name: str, spec: dict) -> dict:
     from benchmarks import baselines, cases
     from riskcore.kernels.engine import event_rows
     from riskcore.kernels.pack import init_lp_nb
-    from riskcore.kernels.state import Params, empty_events, new_scratch
+    from riskcore.kernels.state import Params, empty_events, new_levels, new_scratch
     from riskcore.kernels.step_nb import run_steps_nb
 
     block = 1024
-    pr = Params(1, False, 0.01, 0.001, block)
+    pr = Params(1, False, 0.01, 0.001, block, True)
     # load the kernels from the cache on a tiny book first: not part of the throughput
     t0 = time.perf_counter()
     tiny_bk, tiny_mk, ct = cases.make_book(64), cases.make_market(4), cases.contracts()
     init_lp_nb(tiny_bk, ct, False)
-    run_steps_nb(tiny_bk, ct, tiny_mk, new_scratch(tiny_bk.s_qty.size, 64, 1, 4), empty_events(event_rows(), 1024),
+    run_steps_nb(tiny_bk, ct, tiny_mk, new_levels(tiny_mk.ohlc, pr.intrabar, ct),
+                 new_scratch(tiny_bk.s_qty.size, 64, 1, 4, ct.n_tiers.size), empty_events(event_rows(), 1024),
                  pr, 0, 4, False)
     load = time.perf_counter() - t0
     baselines.speed_of_light_nb(tiny_bk, ct, tiny_mk.ohlc, block)  # compiled (or cached) before timing
@@ -84,10 +85,11 @@ def run_case(name: str, spec: dict) -> dict:
     n_acc, n_pos, n_steps = bk.acc_wallet.size, bk.s_qty.size, mk.ohlc.shape[0]
     capacity = 1 << 18
     exact_peak = _reset_peak()
-    sc = new_scratch(n_pos, n_acc, -(-n_acc // block), n_steps)
-    ev = empty_events(event_rows(), capacity)
     t0 = time.perf_counter()
-    run_steps_nb(bk, ct, mk, sc, ev, pr, 0, n_steps, False)
+    lv = new_levels(mk.ohlc, pr.intrabar, ct)  # part of the run: the path's summary for sleeping accounts
+    sc = new_scratch(n_pos, n_acc, -(-n_acc // block), n_steps, ct.n_tiers.size)
+    ev = empty_events(event_rows(), capacity)
+    run_steps_nb(bk, ct, mk, lv, sc, ev, pr, 0, n_steps, False)
     seconds = time.perf_counter() - t0
     peak = _rss("VmHWM")
     out = {
@@ -101,6 +103,19 @@ def run_case(name: str, spec: dict) -> dict:
         "bad_debt": float(sc.steps[:, 4].sum()), "event_buffer_bytes": ev.ints.nbytes + ev.floats.nbytes,
     }
     del sc, ev
+    if spec.get("dense"):  # the same run looking at every account at every point (no sleeping)
+        bk2 = cases.make_book(spec["accounts"])
+        init_lp_nb(bk2, ct, False)
+        sc = new_scratch(n_pos, n_acc, -(-n_acc // block), n_steps, ct.n_tiers.size)
+        ev = empty_events(event_rows(), capacity)
+        t0 = time.perf_counter()
+        run_steps_nb(bk2, ct, mk, lv, sc, ev, pr._replace(sleep=False), 0, n_steps, False)
+        dense = time.perf_counter() - t0
+        out["dense_seconds"] = dense
+        out["dense_position_steps_per_s"] = n_pos * n_steps / dense
+        same = np.array_equal(bk.acc_wallet, bk2.acc_wallet) and np.array_equal(bk.s_qty, bk2.s_qty)
+        out["dense_same_book"] = bool(same)
+        del sc, ev, bk2
     if spec.get("sol"):
         bk2 = cases.make_book(spec["accounts"])
         t0 = time.perf_counter()
@@ -139,12 +154,13 @@ def compile_times() -> dict:
 
 
 def table(results: dict) -> str:
-    cols = ["case", "accounts", "steps", "kernel s", "pos-steps/s", "SoL pos-steps/s", "% of SoL",
+    cols = ["case", "accounts", "steps", "kernel s", "pos-steps/s", "no-sleep s", "SoL pos-steps/s", "% of SoL",
             "x numpy", "peak/inputs", "events", "liqs"]
     rows = [cols]
     for name, r in results["cases"].items():
         rows.append([name, f"{r['accounts']:,}", f"{r['steps']:,}", f"{r['kernel_seconds']:.1f}",
                      f"{r['position_steps_per_s']:.3g}",
+                     f"{r['dense_seconds']:.1f}" if "dense_seconds" in r else "-",
                      f"{r['sol_position_steps_per_s']:.3g}" if "sol_seconds" in r else "-",
                      f"{100 * r['kernel_vs_sol']:.0f}%" if "sol_seconds" in r else "-",
                      f"{r['kernel_vs_numpy']:.0f}x" if "kernel_vs_numpy" in r else "-",

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from strategies import (CONTRACTS, base_book, book_specs, build_book, build_funding, build_paths, build_tape,
                         funding_specs, path_specs, tape_specs)
 
-from riskcore import simulate
+from riskcore import Book, Brackets, simulate
 from riskcore.inputs import PricePaths, funding_by_step, schedule_tape
 from riskcore.kernels import EventBufferOverflow, run_numba
 
@@ -265,3 +265,98 @@ def test_runs_without_the_jit():
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env={**os.environ, "NUMBA_DISABLE_JIT": "1"},
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+# ------------------------------------------------------------------ sleeping accounts
+def long_walk(seed: int, n_steps: int):
+    """Calm one-minute random walks (0.3% a bar) with a 25% crash and rebound in the middle:
+    accounts sleep through long calm stretches and must wake in time for every trigger."""
+    rng = np.random.default_rng(seed)
+    spec = []
+    for t in range(n_steps):
+        bar = []
+        for c in range(len(CONTRACTS)):
+            shock = -0.05 if (n_steps // 2 <= t < n_steps // 2 + 5 and c == seed % 2) else 0.0
+            shock = 0.04 if (n_steps // 2 + 20 <= t < n_steps // 2 + 25 and c == seed % 2) else shock
+            bar.append((float(rng.normal(shock, 0.003)), float(abs(rng.normal(0, 0.002))),
+                        float(abs(rng.normal(0, 0.002))), float(rng.normal(0, 0.0005))))
+        spec.append(tuple(bar))
+    return build_paths(spec)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_long_calm_paths_with_a_crash_match_the_reference(seed):
+    """400 bars: funding every 100 bars and tape actions wake everyone; sleeping (the default)
+    and looking at every account at every point both agree with the reference exactly."""
+    book, _, _ = seeded_book(100 + seed, 30)
+    paths = long_walk(seed, 400)
+    funding = build_funding([(t, 0.0004 * (-1) ** t) for t in (100, 200, 300)])
+    stamps = paths["BTCUSDT"]["timestamp"]
+    first = next(iter(book.accounts))
+    tape = [{"timestamp": stamps[150], "action": "deposit", "account": first, "amount": 250.0},
+            {"timestamp": stamps[250], "action": "market", "account": first, "contract": "ETHUSDT", "side": "buy",
+             "qty": 2.0}]
+    model = ["close", "ohlc", "worst"][seed % 3]
+    ref, got = both(book, paths, tape, funding, model, [0.0, 50.0, 1e6][seed % 3], ["mark", "entry"][seed % 2],
+                    block=4)
+    assert len(ref.events_of("liquidation")) > 0
+    assert_same(ref, got)
+    _, awake = both(book, paths, tape, funding, model, [0.0, 50.0, 1e6][seed % 3], ["mark", "entry"][seed % 2],
+                    block=4, sleep=False)
+    assert_same(ref, awake)
+
+
+def wake_of(book, rows, intrabar="ohlc"):
+    """The wake bar kernel account 0 gets at the close of bar 0 (``sleep_nb.wake_bar_nb``)."""
+    from riskcore.kernels.engine import INTRABAR_CODES, _Run
+    from riskcore.kernels.sleep_nb import wake_bar_nb
+    from riskcore.kernels.state import Params
+
+    stamps = pd.date_range("2025-01-01", periods=len(rows), freq="1min")
+    frame = pd.DataFrame(rows, columns=["open", "high", "low", "close"]).assign(timestamp=stamps)
+    paths = PricePaths.from_frames({s: frame for s in book.contracts})
+    params = Params(INTRABAR_CODES[intrabar], False, 0.0, 0.0, 16)
+    run = _Run(book, paths, np.zeros((len(rows), paths.n_contracts)), [], params, intrabar, "mark", 1024, 0.0)
+    cur = np.full((paths.n_contracts, 2), rows[0][3])
+    return wake_bar_nb(run.bk, run.ct, run.lv, run.sc.blk_band[0], 0, 0, cur)
+
+
+def one_tier_book():
+    book = Book()
+    table = Brackets.from_records([{"notional_floor": 0, "notional_cap": 1e12, "mmr": 0.005, "max_leverage": 100}],
+                                  symbol="BTCUSDT")
+    book.add_contract("BTCUSDT", table, maker_fee=0.0, taker_fee=0.0, mark_price=100.0)
+    book.add_account(1, wallet=100.0)
+    book.market_order(1, "BTCUSDT", "buy", 10.0, 100.0)
+    return book
+
+
+def test_cross_account_sleeps_until_its_excess_could_be_gone():
+    # Cross long 10 @ 100, wallet 100, no fees, mmr 0.5%: at the close of bar 0 (100) the excess is
+    # 100 - 10 * 100 * 0.005 = 95; the excess falls by at most 10 * (1 + 0.005) = 10.05 per unit
+    # of price, so the account is sure to be quiet while prices stay above 100 - 95 / 10.05 =
+    # 90.547.  (It is liquidated at 100 + 10 (p - 100) = 0.05 p: p = 90.452.)
+    rows = [(100, 100, 100, 100)] + [(100, 101, 95, 99)] * 100 + [(99, 99, 90.6, 91), (91, 91, 90.5, 91)]
+    assert wake_of(one_tier_book(), rows) == 102
+    # under the close model only the closes count: a close at 90.5 is the first out of the band
+    rows = [(100, 100, 100, 100), (100, 100, 80, 95), (95, 95, 90.55, 90.55), (91, 91, 90.5, 90.5)]
+    assert wake_of(one_tier_book(), rows, "close") == 3
+    assert wake_of(one_tier_book(), rows, "ohlc") == 1
+
+
+def test_thresholds_wake_the_account_on_touch():
+    # A stop-loss at 97 on the same long wakes it at the first bar reaching 97 (a touch
+    # counts: the stop fires at <= 97); a resting sell limit at 104, at the first bar
+    # reaching 104.
+    book = one_tier_book()
+    book.set_tp_sl(1, "BTCUSDT", stop_loss=97.0)
+    rows = [(100, 100, 100, 100)] * 5000 + [(100, 100, 97, 99)]
+    assert wake_of(book, rows) == 5000
+    book = one_tier_book()
+    book.limit_order(1, "BTCUSDT", "sell", 1.0, 104.0)
+    rows = [(100, 100, 100, 100)] * 70 + [(100, 103.9, 99, 100), (100, 104, 99, 100)]
+    assert wake_of(book, rows) == 71
+    # nothing can happen to an account without positions or orders: it sleeps to the end
+    book.cancel_order(next(iter(book.accounts[1].orders)))
+    book.market_order(1, "BTCUSDT", "sell", 10.0, 100.0)
+    assert wake_of(book, rows) == len(rows)

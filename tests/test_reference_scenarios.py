@@ -1,6 +1,7 @@
-"""Hand-worked scenarios for the reference simulation engine (``riskcore.simulate``).
+"""Hand-worked scenarios for the simulation engines (``riskcore.simulate``).
 
-Each test builds a small book and a few 1-minute bars, runs the reference engine, and checks the
+Each test builds a small book and a few 1-minute bars, runs it on the reference engine and again
+on the numba kernels (the ``_engine`` fixture), and checks the
 events, the per-step series, the final book and the money ledger against numbers worked out by
 hand in the comments (never taken from the code under test).  Unless a test says otherwise:
 
@@ -22,7 +23,22 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from riskcore import Book, Brackets, InputError, simulate
+import riskcore
+from riskcore import Book, Brackets, InputError
+
+ENGINE = {"name": "reference"}
+
+
+@pytest.fixture(autouse=True, params=["reference", "numba"])
+def _engine(request):
+    """Every test of this module runs on both engines."""
+    ENGINE["name"] = request.param
+    yield request.param
+    ENGINE["name"] = "reference"
+
+
+def simulate(book, paths, **kw):
+    return riskcore.simulate(book, paths, **{"engine": ENGINE["name"], **kw})
 
 T0 = pd.Timestamp("2024-01-01 00:00:00")
 MINUTE = pd.Timedelta(minutes=1)
@@ -547,11 +563,10 @@ def test_cross_stop_loss_gapping_through_bp_is_bad_debt_not_a_negative_wallet():
     money_ok(result)
 
 
-@pytest.mark.parametrize("engine", ["reference", "numba"])
 @pytest.mark.parametrize("cross_wallet, final_wallet, bad_debt", [(1_600, 100.0, []), (1_300, 0.0, [200.0])],
                          ids=["remainder-covers-it", "remainder-short-of-it"])
-def test_isolated_remainder_at_the_same_point_offsets_a_cross_stop_loss_deficit(engine, cross_wallet,
-                                                                                 final_wallet, bad_debt):
+def test_isolated_remainder_at_the_same_point_offsets_a_cross_stop_loss_deficit(cross_wallet, final_wallet,
+                                                                                 bad_debt):
     # Cross long BTC 1 @ 20,000 with SL 19,000; isolated long ETH 100 @ 1,000 at 2x (W 50,000,
     # LP = (100,000 - 50,000) / (0.99 * 100) = 505.05).  Bar 1 opens with both gapped: the SL closes
     # BTC at 18,000 (realized -2,000: the cross wallet goes 2,000 down, below zero) and ETH at 505 is
@@ -566,7 +581,7 @@ def test_isolated_remainder_at_the_same_point_offsets_a_cross_stop_loss_deficit(
     assert book.accounts["a"].wallet == approx(cross_wallet)
     paths = {"BTCUSDT": bars([flat(20_000), (18_000, 18_100, 17_900, 18_050)]),
              "ETHUSDT": bars([flat(1_000), (505, 506, 504, 505)])}
-    result = simulate(book, paths, liquidation_fee_rate=0.0, insurance_fund=1_000, engine=engine)
+    result = simulate(book, paths, liquidation_fee_rate=0.0, insurance_fund=1_000)
     assert kinds(result)[:2] == ["sl", "liquidation"]
     check_event(result.events.iloc[1], step=1, point=0, contract="ETHUSDT", price=505.0, amount=-49_500.0, fee=0.0)
     assert list(result.events_of("bad_debt")["amount"]) == [approx(x) for x in bad_debt]

@@ -22,7 +22,7 @@ from ..errors import RiskcoreError
 from .enums import Glob, Intrabar, Ledger
 from .pack import (PackMeta, contract_arrays, events_frame, gather_events, init_lp_nb, pack_book, pack_frames,
                    unpack_book)
-from .state import Market, Params, empty_events, new_scratch, resize_slots
+from .state import Market, Params, empty_events, new_levels, new_scratch, resize_slots, wake_all
 from .step_nb import funding_only_nb, run_steps_nb
 
 INTRABAR_CODES = {"close": Intrabar.CLOSE, "ohlc": Intrabar.OHLC, "worst": Intrabar.WORST}
@@ -81,7 +81,8 @@ class _Run:
         init_lp_nb(self.bk, self.ct, params.mm_entry)
         n_acc = self.bk.acc_wallet.size
         n_blocks = max(1, -(-n_acc // params.block))
-        self.sc = new_scratch(self.bk.s_qty.size, n_acc, n_blocks, paths.n_steps)
+        self.sc = new_scratch(self.bk.s_qty.size, n_acc, n_blocks, paths.n_steps, len(contracts))
+        self.lv = new_levels(self.mk.ohlc, params.intrabar, self.ct)
         self.sc.glob[Glob.FUND] = insurance_fund
         cap = capacity if capacity is not None else default_capacity(self.bk.s_qty.size, rates)
         self.ev = empty_events(event_rows(), cap)
@@ -105,7 +106,7 @@ class _Run:
         t0, resume = 0, False
         for ts in action_steps:
             self.steps(t0, ts, resume, progress)
-            funding_only_nb(self.bk, self.ct, self.mk, self.sc, self.ev, self.pr, ts)
+            funding_only_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, ts)
             engine = self.apply_actions(ts, engine)
             t0, resume = ts, True
         self.steps(t0, n_steps, resume, progress)
@@ -114,12 +115,12 @@ class _Run:
         """Bars ``t0:t1`` in one kernel call, or in chunks of about 1% of the run when
         someone is watching the progress (a chunk boundary is a plain bar boundary)."""
         if progress is None:
-            run_steps_nb(self.bk, self.ct, self.mk, self.sc, self.ev, self.pr, t0, t1, resume)
+            run_steps_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, t0, t1, resume)
             return
         chunk = max(1, self.paths.n_steps // 100)
         while t0 < t1:
             end = min(t1, t0 + chunk)
-            run_steps_nb(self.bk, self.ct, self.mk, self.sc, self.ev, self.pr, t0, end, resume)
+            run_steps_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, t0, end, resume)
             progress(end)
             t0, resume = end, False
 
@@ -146,6 +147,7 @@ class _Run:
         init_lp_nb(self.bk, self.ct, self.pr.mm_entry)
         self.meta = meta
         self.sc = resize_slots(self.sc, self.bk.s_qty.size)
+        wake_all(self.sc, ts)  # the tape may have changed any account
         self.sc.blk_ledger[:] = blk_ledger
         self.sc.blk_ledger[:, Ledger.FEES] = 0.0
         self.fees_base = meta.fees_collected
@@ -164,7 +166,7 @@ class _Run:
 def run_numba(book: Book, paths, funding_rates=None, actions=None, *, liquidation_fee_rate: float,
               insurance_fund: float = 0.0, liquidation_slippage: float = 0.0, intrabar: str = "ohlc",
               mm_basis: str = "mark", block: int = DEFAULT_BLOCK, event_capacity: int | None = None,
-              on_overflow: str = "grow", progress=None) -> Result:
+              on_overflow: str = "grow", progress=None, sleep: bool = True) -> Result:
     """Simulate on the numba kernels; the same :class:`Result` as the reference engine.
 
     Parameters are :func:`riskcore.simulate`'s after validation: ``paths`` a
@@ -174,7 +176,9 @@ def run_numba(book: Book, paths, funding_rates=None, actions=None, *, liquidatio
     ``event_capacity`` events per buffer row (default :func:`default_capacity`);
     ``on_overflow`` ``"grow"`` (run again with room for every event) or ``"raise"``
     (:class:`EventBufferOverflow`).  ``progress(bars_done)`` is called as bars finish
-    (never going back when a run is repeated to grow the buffers).  The book is not modified.
+    (never going back when a run is repeated to grow the buffers).  ``sleep=False`` looks
+    at every account at every point (the same result, slower; for tests and benchmarks).
+    The book is not modified.
     """
     paths = PricePaths.from_frames(paths)
     rates = np.zeros((paths.n_steps, paths.n_contracts)) if funding_rates is None else np.asarray(funding_rates)
@@ -186,7 +190,7 @@ def run_numba(book: Book, paths, funding_rates=None, actions=None, *, liquidatio
     if on_overflow not in ("grow", "raise"):
         raise ValueError(f"on_overflow must be 'grow' or 'raise', not {on_overflow!r}")
     params = Params(INTRABAR_CODES[intrabar], mm_basis == "entry", float(liquidation_fee_rate),
-                    float(liquidation_slippage), int(block))
+                    float(liquidation_slippage), int(block), bool(sleep))
     money_start = money(book, float(insurance_fund))
     capacity = event_capacity
     shown = [0]

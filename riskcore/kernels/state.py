@@ -70,6 +70,7 @@ class Params(NamedTuple):
     fee_rate: float  # liquidation fee rate
     slippage: float  # liquidation slippage
     block: int  # accounts per parallel block
+    sleep: bool = True  # skip accounts sure to be quiet until their wake bar (sleep_nb.py)
 
 
 class Scratch(NamedTuple):
@@ -86,6 +87,22 @@ class Scratch(NamedTuple):
     liq_acct: np.ndarray  # i8 [n_accounts] those accounts, at block_start + j
     glob: np.ndarray  # f8 [N_GLOB] fund, serial ledger, serial step sums
     steps: np.ndarray  # f8 [n_steps, 12] per-step series (STEP_COLUMNS[2:])
+    acc_wake: np.ndarray  # i8 [n_accounts] first bar at which the account must be looked at
+    blk_wake: np.ndarray  # i8 [n_blocks] the smallest acc_wake of the block
+    blk_q: np.ndarray  # f8 [n_blocks, n_contracts, 2] live quantity by view (open interest)
+    blk_band: np.ndarray  # f8 [n_blocks, n_contracts, 3] wake_bar_nb's scratch
+
+
+class Levels(NamedTuple):
+    """The path summarised for :func:`riskcore.kernels.sleep_nb.first_exit_nb`."""
+    pt_lo: np.ndarray  # f8 [n_steps, n_contracts] lowest point of the bar (model's points, both views)
+    pt_hi: np.ndarray  # f8 [n_steps, n_contracts] highest
+    l1_lo: np.ndarray  # f8 [ceil(n_steps / 64), n_contracts]
+    l1_hi: np.ndarray
+    l2_lo: np.ndarray  # f8 [ceil(n_steps / 4096), n_contracts]
+    l2_hi: np.ndarray
+    mmr_max: np.ndarray  # f8 [n_contracts] highest mmr of the table
+    jump: np.ndarray  # f8 [n_contracts] sum of MM jumps at tier boundaries
 
 
 class Events(NamedTuple):
@@ -102,13 +119,32 @@ def empty_events(n_rows: int, capacity: int) -> Events:
                   np.zeros(n_rows, np.int64), np.zeros(n_rows, np.int64))
 
 
-def new_scratch(n_slots: int, n_accounts: int, n_blocks: int, n_steps: int) -> Scratch:
+def new_scratch(n_slots: int, n_accounts: int, n_blocks: int, n_steps: int, n_contracts: int) -> Scratch:
     from .enums import N_BLOCK_ACC, N_GLOB, N_LEDGER
     return Scratch(np.zeros(n_slots), np.zeros(n_slots), np.zeros(n_slots), np.zeros(n_accounts, np.int8),
                    np.zeros(n_accounts), np.zeros(n_accounts), np.full(n_accounts, -1, np.int64),
                    np.zeros((n_blocks, N_BLOCK_ACC)), np.zeros((n_blocks, N_LEDGER)),
                    np.zeros(n_blocks, np.int64), np.zeros(n_accounts, np.int64), np.zeros(N_GLOB),
-                   np.zeros((n_steps, 12)))
+                   np.zeros((n_steps, 12)), np.zeros(n_accounts, np.int64), np.zeros(n_blocks, np.int64),
+                   np.zeros((n_blocks, n_contracts, 2)), np.zeros((n_blocks, n_contracts, 3)))
+
+
+def new_levels(ohlc: np.ndarray, intrabar: int, ct: ContractArrays) -> Levels:
+    """The path's :class:`Levels` for the intrabar model ``intrabar`` (an Intrabar code)."""
+    from .sleep_nb import L1, L2, contract_levels, levels_nb
+
+    n_t, n_c = ohlc.shape[0], ohlc.shape[1]
+    lv = Levels(np.empty((n_t, n_c)), np.empty((n_t, n_c)), np.empty(((n_t >> L1) + 1, n_c)),
+                np.empty(((n_t >> L1) + 1, n_c)), np.empty(((n_t >> L2) + 1, n_c)), np.empty(((n_t >> L2) + 1, n_c)),
+                *contract_levels(ct))
+    levels_nb(ohlc, intrabar, lv.pt_lo, lv.pt_hi, lv.l1_lo, lv.l1_hi, lv.l2_lo, lv.l2_hi)
+    return lv
+
+
+def wake_all(sc: Scratch, t: int) -> None:
+    """Every account awake from bar ``t`` (after the tape repacked the book)."""
+    sc.acc_wake[:] = t
+    sc.blk_wake[:] = t
 
 
 def resize_slots(sc: Scratch, n_slots: int) -> Scratch:

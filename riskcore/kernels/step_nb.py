@@ -28,6 +28,7 @@ from .account_nb import account_point_nb, emit_nb, funding_nb, refresh_lp_nb, vi
 from .enums import (MARGIN_CROSS, MARGIN_ISOLATED, AccountFlag, BlockAcc, EventKind, Glob, Intrabar, Reason,
                     SlotState, Stage)
 from .options import NB, NB_PARALLEL
+from .sleep_nb import wake_bar_nb
 
 NAN = math.nan
 
@@ -78,7 +79,7 @@ def point_prices_nb(ohlc, t, k, intrabar, out):
 
 
 @njit(**NB)
-def scan_block_nb(bk, ct, a0, a1, cur, out):
+def scan_block_nb(bk, ct, a0, a1, cur, out, sc_wake, t):
     """The accounts of ``a0:a1`` that are not quiet at this point (no funding due), written
     to ``out[a0:]``.  Quiet: no resting order reached, no TP/SL crossed, no isolated
     position at its cached LP, a cross book above its maintenance margin (the excess of
@@ -86,13 +87,16 @@ def scan_block_nb(bk, ct, a0, a1, cur, out):
     cross book.  Exactly the accounts on which ``account_point_nb`` would do nothing are
     skipped.  Written as one tight loop over arrays pulled out of the tuples once, with no
     calls and no early exits: numba then compiles it to about what the speed-of-light
-    loop costs."""
+    loop costs.  Accounts whose wake bar (``sc_wake``) is after ``t`` are not read."""
     acc_ord0, o_live, o_side, o_contract, o_price = bk.acc_ord0, bk.o_live, bk.o_side, bk.o_contract, bk.o_price
     acc_slot0, s_state, s_contract, s_side = bk.acc_slot0, bk.s_state, bk.s_contract, bk.s_side
     s_sl, s_tp, set_mode, s_lp, s_qty, s_entry = bk.s_sl, bk.s_tp, bk.set_mode, bk.s_lp, bk.s_qty, bk.s_entry
     wallet, n_tiers, cap, mmr, cum = bk.acc_wallet, ct.n_tiers, ct.cap, ct.mmr, ct.cum
+    wake = sc_wake
     n = 0
     for a in range(a0, a1):
+        if wake[a] > t:  # asleep: quiet at every point until its wake bar (sleep_nb.py)
+            continue
         busy = False
         for i in range(acc_ord0[a], acc_ord0[a + 1]):
             if o_live[i]:
@@ -134,22 +138,24 @@ def scan_block_nb(bk, ct, a0, a1, cur, out):
 
 
 @njit(**NB)
-def open_interest_nb(bk, a0, a1, cur):
-    oi = 0.0
-    for a in range(a0, a1):
-        for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
-            if bk.s_state[p] == SlotState.LIVE:
-                oi += bk.s_qty[p] * cur[bk.s_contract[p], view_nb(bk.s_side[p])]
-    return oi
+def live_quantities_nb(bk, a0, a1, q):
+    """The live quantity of accounts ``a0:a1`` per contract and view, into ``q``."""
+    q[:, :] = 0.0
+    for p in range(bk.acc_slot0[a0], bk.acc_slot0[a1]):
+        if bk.s_state[p] == SlotState.LIVE:
+            q[bk.s_contract[p], view_nb(bk.s_side[p])] += bk.s_qty[p]
 
 
 @njit(**NB)
-def block_point_nb(bk, ct, sc, ev, pr, b, row, t, k, gap, do_funding, funding_only, last, rates_t, prev, cur):
+def block_point_nb(bk, ct, lv, sc, ev, pr, b, row, t, k, gap, do_funding, funding_only, last, rates_t, prev, cur):
     """One block of accounts at one point (in account order); returns how many of its
     accounts need the serial phase, listed from ``sc.liq_acct[b * block]`` on.
 
     The busy accounts are first compacted into the same list (in place: the j-th busy
-    account is read before the list's entry j can be overwritten)."""
+    account is read before the list's entry j can be overwritten).  A block whose
+    accounts all sleep past bar ``t`` is not read at all; at the bar's last point the
+    accounts that were awake get their next wake bar, and the block's open interest
+    comes from its live quantities, recounted only when one of its accounts was awake."""
     n_acc = bk.acc_wallet.size
     a0 = b * pr.block
     a1 = min(a0 + pr.block, n_acc)
@@ -157,13 +163,19 @@ def block_point_nb(bk, ct, sc, ev, pr, b, row, t, k, gap, do_funding, funding_on
         for a in range(a0, a1):
             funding_nb(bk, ct, sc, ev, pr, a, b, row, t, rates_t, cur)
         return 0
-    if do_funding:
+    awake = sc.blk_wake[b] <= t or not pr.sleep
+    nliq = 0
+    if do_funding:  # every wallet may change: every account is looked at, and its bands redone
         for a in range(a0, a1):
             sc.liq_acct[a] = a
+            sc.acc_wake[a] = t
+        sc.blk_wake[b] = t
+        awake = True
         n_busy = a1 - a0
+    elif awake:
+        n_busy = scan_block_nb(bk, ct, a0, a1, cur, sc.liq_acct, sc.acc_wake, t)
     else:
-        n_busy = scan_block_nb(bk, ct, a0, a1, cur, sc.liq_acct)
-    nliq = 0
+        n_busy = 0
     for j in range(n_busy):
         a = sc.liq_acct[a0 + j]
         flag = account_point_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, do_funding, rates_t, prev, cur)
@@ -171,20 +183,32 @@ def block_point_nb(bk, ct, sc, ev, pr, b, row, t, k, gap, do_funding, funding_on
             sc.liq_acct[a0 + nliq] = a
             nliq += 1
     if last:
-        sc.blk_acc[b, BlockAcc.OPEN_INTEREST] = open_interest_nb(bk, a0, a1, cur)
+        if awake:
+            if pr.sleep:
+                first = lv.pt_lo.shape[0]
+                for a in range(a0, a1):
+                    if sc.acc_wake[a] <= t:
+                        sc.acc_wake[a] = wake_bar_nb(bk, ct, lv, sc.blk_band[b], a, t, cur)
+                    first = min(first, sc.acc_wake[a])
+                sc.blk_wake[b] = first
+            live_quantities_nb(bk, a0, a1, sc.blk_q[b])
+        oi = 0.0
+        for c in range(cur.shape[0]):
+            oi += sc.blk_q[b, c, 0] * cur[c, 0] + sc.blk_q[b, c, 1] * cur[c, 1]
+        sc.blk_acc[b, BlockAcc.OPEN_INTEREST] = oi
     return nliq
 
 
 @njit(**NB_PARALLEL)
-def phase_a_nb(bk, ct, sc, ev, pr, t, k, gap, do_funding, funding_only, last, rates_t, prev, cur):
+def phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, do_funding, funding_only, last, rates_t, prev, cur):
     """The parallel phase of one point; see the module docstring.  Each block of accounts is
     one work item; events go to the buffer row of the worker thread that runs it."""
     counts = sc.blk_nliq
     n_blocks = counts.size
     for b in prange(n_blocks):
         row = numba.get_thread_id()
-        counts[b] = block_point_nb(bk, ct, sc, ev, pr, b, row, t, k, gap, do_funding, funding_only, last,
-                                        rates_t, prev, cur)
+        counts[b] = block_point_nb(bk, ct, lv, sc, ev, pr, b, row, t, k, gap, do_funding, funding_only, last,
+                                   rates_t, prev, cur)
 
 
 @njit(**NB)
@@ -261,6 +285,18 @@ def ranking_nb(bk, sc, c, side):
 
 
 @njit(**NB)
+def wake_now_nb(sc, pr, a, t, last):
+    """The serial phase changed account ``a``: look at it again from the next point (the
+    rest of bar ``t``, or bar ``t + 1`` after the last point), and redo its bands."""
+    u = t + 1 if last else t
+    if sc.acc_wake[a] > u:
+        sc.acc_wake[a] = u
+    b = a // pr.block
+    if sc.blk_wake[b] > u:
+        sc.blk_wake[b] = u
+
+
+@njit(**NB)
 def owner_nb(bk, p):
     """The account owning slot ``p`` (binary search in the slot offsets)."""
     return np.searchsorted(bk.acc_slot0, p, side="right") - 1
@@ -288,6 +324,7 @@ def close_counterparty_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, o, qty, pric
         bk.s_qty[o] = 0.0
         bk.s_state[o] = SlotState.EMPTY
     refresh_lp_nb(bk, ct, b, o, pr.mm_entry)
+    wake_now_nb(sc, pr, b, t, last)
     if last:
         sc.glob[Glob.OI_ADJUST] -= (q_before - bk.s_qty[o]) * cur[c, view_nb(side)]
     sc.glob[Glob.REALIZED] += realized
@@ -445,6 +482,7 @@ def phase_b_nb(bk, ct, sc, ev, pr, t, k, last, cur):
                     sc.s_ldef[p] = 0.0
                     sc.s_lfee[p] = 0.0
             sc.acc_flag[a] = 0
+            wake_now_nb(sc, pr, a, t, last)
             sc.acc_xfee[a] = 0.0
             sc.acc_xdef[a] = 0.0
         sc.blk_nliq[b] = 0
@@ -493,7 +531,7 @@ def start_prices_nb(mk, t_start, prev):
 
 
 @njit(**NB)
-def funding_only_nb(bk, ct, mk, sc, ev, pr, t):
+def funding_only_nb(bk, ct, mk, lv, sc, ev, pr, t):
     """Open bar ``t`` and settle its funding only (the tape's actions run next, in Python)."""
     begin_step_nb(sc)
     n_c = ct.maker_fee.size
@@ -504,11 +542,11 @@ def funding_only_nb(bk, ct, mk, sc, ev, pr, t):
         if mk.rates[t, c] != 0.0:
             due = True
     if due:
-        phase_a_nb(bk, ct, sc, ev, pr, t, 0, True, True, True, False, mk.rates[t], cur, cur)
+        phase_a_nb(bk, ct, lv, sc, ev, pr, t, 0, True, True, True, False, mk.rates[t], cur, cur)
 
 
 @njit(**NB)
-def run_steps_nb(bk, ct, mk, sc, ev, pr, t_start, t_end, resume):
+def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, t_start, t_end, resume):
     """Step bars ``t_start`` to ``t_end - 1`` through their intrabar points.
 
     ``resume``: bar ``t_start`` was opened by :func:`funding_only_nb` (funding settled, the
@@ -532,7 +570,7 @@ def run_steps_nb(bk, ct, mk, sc, ev, pr, t_start, t_end, resume):
             point_prices_nb(mk.ohlc, t, k, pr.intrabar, cur)
             gap = k == 0 and (t == 0 or pr.intrabar != Intrabar.CLOSE)
             last = k == n_points - 1
-            phase_a_nb(bk, ct, sc, ev, pr, t, k, gap, k == 0 and due, False, last, mk.rates[t], prev, cur)
+            phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, k == 0 and due, False, last, mk.rates[t], prev, cur)
             if sc.blk_nliq.sum() > 0:
                 phase_b_nb(bk, ct, sc, ev, pr, t, k, last, cur)
             prev[:, :] = cur
