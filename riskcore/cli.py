@@ -83,6 +83,11 @@ def _cmd_run(args) -> int:
     print(f"riskcore: running {scenario.name} ({path}): {len(scenario.variants)} variant(s): "
           + ", ".join(name for name, _ in scenario.variants))
     bar = None
+    from .kernels.options import cache_is_warm
+
+    if not cache_is_warm():
+        print("riskcore: first run: compiling the numba kernels into the cache (about a minute and a half on "
+              "two cores; once)", flush=True)
 
     def progress_factory(total):
         nonlocal bar

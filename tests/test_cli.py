@@ -1,5 +1,8 @@
-"""The riskcore command: the README's main job and the bracket listing."""
+"""The riskcore command: the README's main job, the bracket listing, warm-up and benchmarks."""
+import json
 import re
+
+import pytest
 
 from riskcore.cli import main
 
@@ -27,3 +30,28 @@ def test_brackets_unknown_symbol_is_a_clear_error(capsys):
     assert main(["brackets", "NOPEUSDT"]) == 2
     err = capsys.readouterr().err
     assert "NOPEUSDT" in err and "BTCUSDT" in err
+
+
+def test_warmup_compiles_or_loads_the_kernels(capsys):
+    assert main(["warmup"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"kernels ready in \d+\.\d s", out), out
+
+
+def test_bench_outside_a_clone_is_a_clear_error(capsys, monkeypatch, tmp_path):
+    import riskcore.cli as cli
+
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "riskcore" / "cli.py"))  # an install without benchmarks/
+    assert main(["bench", "--quick"]) == 2
+    assert "benchmarks/run.py" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_quick_writes_its_json(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert set(results["cases"]) == {"main_20k_x_360", "scale_accounts_5k", "scale_steps_90"}
+    main_case = results["cases"]["main_20k_x_360"]
+    assert main_case["position_steps_per_s"] > 0 and main_case["dense_same_book"]
+    assert results["compile"]["cold_compile"]["warmup_seconds"] > 0

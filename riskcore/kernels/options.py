@@ -49,3 +49,15 @@ def sync_cache() -> None:
                 stamp.write_text(stamp_value)
         except OSError:  # a read-only install: numba falls back to compiling
             pass
+
+
+def cache_is_warm() -> bool:
+    """Whether the main kernel is in the cache beside the sources (True when the cache lives
+    elsewhere, under ``NUMBA_CACHE_DIR``: it is not looked for there)."""
+    import os
+    from pathlib import Path
+
+    if os.environ.get("NUMBA_CACHE_DIR") or os.environ.get("NUMBA_DISABLE_JIT") == "1":
+        return True
+    folder = Path(__file__).resolve().parent / "__pycache__"
+    return any(folder.glob("step_nb.run_steps_nb-*.nbi"))
