@@ -33,6 +33,9 @@ FULL = {
     "scale_steps_180": dict(accounts=100_000, steps=180, sol=False, numpy_steps=0),
     "scale_steps_2880": dict(accounts=100_000, steps=2_880, sol=False, numpy_steps=0),
 }
+EXTRA = {  # run only when named with --only: tens of millions of positions (about 3 GB of inputs)
+    "huge_10M_x_1440": dict(accounts=10_000_000, steps=1_440, sol=False, numpy_steps=2),
+}
 QUICK = {
     "main_20k_x_360": dict(accounts=20_000, steps=360, sol=True, numpy_steps=10, dense=True),
     "scale_accounts_5k": dict(accounts=5_000, steps=360, sol=True, numpy_steps=0),
@@ -172,6 +175,8 @@ def table(results: dict) -> str:
     width = [max(len(row[i]) for row in rows) for i in range(len(cols))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, width)) for row in rows]
     c = results["compile"]
+    if c is None:
+        return "\n".join(lines)
     lines.append(f"compile: cold {c['cold_compile']['warmup_seconds']:.1f}s (process "
                  f"{c['cold_compile']['process_seconds']:.1f}s), cached start {c['cached_start']['warmup_seconds']:.2f}s "
                  f"(process {c['cached_start']['process_seconds']:.1f}s)")
@@ -184,24 +189,27 @@ def main(argv=None) -> int:
     parser.add_argument("--case", help="run one case in this process and print its JSON (internal)")
     parser.add_argument("--only", nargs="*", help="case names to run")
     parser.add_argument("--out", default=str(ROOT / "reports" / "bench.json"))
+    parser.add_argument("--no-compile", action="store_true", help="skip the cold-compile and cached-start timing")
     args = parser.parse_args(argv)
-    specs = QUICK if args.quick else FULL
+    specs = QUICK if args.quick else {**FULL, **EXTRA}
     if args.case:
         print(json.dumps(run_case(args.case, specs[args.case])))
         return 0
+    unknown = sorted(set(args.only or ()) - set(specs))
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; the cases{' of --quick' if args.quick else ''} are {sorted(specs)}")
+    names = [n for n in specs if (n in args.only if args.only else n not in EXTRA)]
     from riskcore.kernels import warmup
 
     warmup()  # the package cache, serially, before any parallel run
     results = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
                            "cpus": os.cpu_count(), "processor": platform.processor()},
-               "compile": compile_times(), "cases": {}}
+               "compile": None if args.no_compile else compile_times(), "cases": {}}
     import numba
     import numpy
     results["machine"].update(numba=numba.__version__, numpy=numpy.__version__,
                               threads=numba.config.NUMBA_NUM_THREADS)
-    for name in specs:
-        if args.only and name not in args.only:
-            continue
+    for name in names:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--case", name] + (["--quick"] if args.quick else [])
         res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if res.returncode:

@@ -68,6 +68,8 @@ def _cmd_bench(args) -> int:
         cmd += ["--only", *args.only]
     if args.out:
         cmd += ["--out", str(Path(args.out).resolve())]
+    if args.no_compile:
+        cmd += ["--no-compile"]
     return subprocess.run(cmd, cwd=root).returncode
 
 
@@ -83,11 +85,14 @@ def _cmd_run(args) -> int:
     print(f"riskcore: running {scenario.name} ({path}): {len(scenario.variants)} variant(s): "
           + ", ".join(name for name, _ in scenario.variants))
     bar = None
-    from .kernels.options import cache_is_warm
+    from .kernels.cache import cache_is_warm
 
-    if not cache_is_warm():
-        print("riskcore: first run: compiling the numba kernels into the cache (about a minute and a half on "
-              "two cores; once)", flush=True)
+    if not cache_is_warm():  # compile every kernel once, serially, rather than some now and some later
+        print("riskcore: first run: compiling the numba kernels into the cache (about two minutes on two cores; "
+              "once)", flush=True)
+        from .kernels import warmup
+
+        warmup()
 
     def progress_factory(total):
         nonlocal bar
@@ -128,13 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output folder (default: reports/<scenario name>); replaced as a whole")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
-    p = sub.add_parser("warmup", help="compile the numba kernels once into the cache (about a minute and a half "
+    p = sub.add_parser("warmup", help="compile the numba kernels once into the cache (about two minutes "
                                       "on a 2-core machine; later starts load them in under a second)")
     p.set_defaults(func=_cmd_warmup)
     p = sub.add_parser("bench", help="run the kernel benchmarks (from a source clone); prints a table and writes "
                                      "reports/bench.json")
     p.add_argument("--quick", action="store_true", help="small cases: a smoke test of a minute or two")
-    p.add_argument("--only", nargs="+", metavar="CASE", help="run only these cases")
+    p.add_argument("--only", nargs="+", metavar="CASE", help="run only these cases (huge_10M_x_1440 runs only "
+                                                             "when named)")
+    p.add_argument("--no-compile", action="store_true", help="skip timing a cold compile and a cached start")
     p.add_argument("--out", help="where to write the JSON (default: reports/bench.json in the clone)")
     p.set_defaults(func=_cmd_bench)
     p = sub.add_parser("data", help="market data: fetch Binance's public archive")

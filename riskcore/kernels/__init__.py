@@ -4,7 +4,7 @@
 jitted kernels and unpacks into the same :class:`~riskcore.result.Result` as the
 reference engine.  See ``docs/kernel.md``.
 """
-from .options import sync_cache
+from .cache import sync_cache
 
 sync_cache()
 
