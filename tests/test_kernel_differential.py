@@ -360,3 +360,21 @@ def test_thresholds_wake_the_account_on_touch():
     book.cancel_order(next(iter(book.accounts[1].orders)))
     book.market_order(1, "BTCUSDT", "sell", 10.0, 100.0)
     assert wake_of(book, rows) == len(rows)
+
+
+def test_cache_stamp_keeps_kernels_of_the_same_sources(tmp_path):
+    """The first compile into a new cache folder must survive the next process: the folder is
+    stamped with the sources' digest even before it exists; a different digest drops it."""
+    from riskcore.kernels.cache import sync_cache
+
+    folder = tmp_path / "fresh" / "__pycache__"
+    sync_cache([folder])  # a fresh install: no folder yet
+    stamp = folder / "riskcore-kernels.digest"
+    assert stamp.exists()
+    kernel = folder / "step_nb.run_steps_nb-1.py311.nbi"
+    kernel.write_text("compiled")
+    sync_cache([folder])  # the next process, same sources: kept
+    assert kernel.exists()
+    stamp.write_text("sources of another version")
+    sync_cache([folder])  # edited sources: dropped, and the folder stamped anew
+    assert not kernel.exists() and stamp.read_text() != "sources of another version"

@@ -7,8 +7,9 @@ from __future__ import annotations
 NOT_COMPILED = ("__init__.py", "engine.py", "cache.py")  # Python drivers: editing them leaves the kernels valid
 
 
-def sync_cache() -> None:
-    """Drop cached kernels compiled from other sources.
+def sync_cache(folders=None) -> None:
+    """Drop cached kernels compiled from other sources (in ``folders``; by default the
+    package's ``__pycache__`` and the riskcore folders under ``NUMBA_CACHE_DIR``).
 
     numba keys a cached function on its own file's timestamp only, so an edit of a
     callee in another file (``account_nb.py`` called from ``step_nb.py``) would leave a
@@ -26,20 +27,26 @@ def sync_cache() -> None:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     stamp_value = digest.hexdigest()
-    dirs = [here / "__pycache__"]
-    root = os.environ.get("NUMBA_CACHE_DIR")
-    if root:
-        dirs += [p for p in Path(root).rglob("*") if p.is_dir() and p.name == "kernels"
-                 and p.parent.name == "riskcore"]
+    if folders is not None:
+        dirs = [Path(f) for f in folders]
+    else:
+        dirs = [here / "__pycache__"]
+        root = os.environ.get("NUMBA_CACHE_DIR")
+        if root:  # numba's folder for this package's sources there
+            from numba.core.caching import _CacheLocator
+
+            dirs.append(Path(root) / _CacheLocator.get_suitable_cache_subpath(str(here / "step_nb.py")))
     for folder in dirs:
         stamp = folder / "riskcore-kernels.digest"
         try:
             if stamp.exists() and stamp.read_text() == stamp_value:
                 continue
-            if folder.is_dir():
-                for f in list(folder.glob("*.nbi")) + list(folder.glob("*.nbc")):
-                    f.unlink(missing_ok=True)
-                stamp.write_text(stamp_value)
+            for f in list(folder.glob("*.nbi")) + list(folder.glob("*.nbc")):
+                f.unlink(missing_ok=True)
+            # stamp even a folder that does not exist yet: the kernels compiled into it next
+            # are from these sources (without the stamp, the next process would drop them)
+            folder.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(stamp_value)
         except OSError:  # a read-only install: numba falls back to compiling
             pass
 
@@ -48,12 +55,18 @@ ENTRY_POINTS = ("step_nb.run_steps_nb", "step_nb.funding_only_nb", "pack.init_lp
 
 
 def cache_is_warm() -> bool:
-    """Whether the kernels called from Python are all in the cache beside the sources (True
-    when the cache lives elsewhere, under ``NUMBA_CACHE_DIR``: it is not looked for there)."""
+    """Whether the kernels called from Python are all in numba's cache (beside the sources,
+    or under ``NUMBA_CACHE_DIR``); True when nothing is compiled (``NUMBA_DISABLE_JIT=1``)."""
     import os
     from pathlib import Path
 
-    if os.environ.get("NUMBA_CACHE_DIR") or os.environ.get("NUMBA_DISABLE_JIT") == "1":
+    if os.environ.get("NUMBA_DISABLE_JIT") == "1":
         return True
-    folder = Path(__file__).resolve().parent / "__pycache__"
+    here = Path(__file__).resolve().parent
+    folder = here / "__pycache__"
+    root = os.environ.get("NUMBA_CACHE_DIR")
+    if root:
+        from numba.core.caching import _CacheLocator
+
+        folder = Path(root) / _CacheLocator.get_suitable_cache_subpath(str(here / "step_nb.py"))
     return all(any(folder.glob(f"{name}-*.nbi")) for name in ENTRY_POINTS)
