@@ -4,21 +4,21 @@ Not compiled itself, so editing this file leaves the cached kernels valid.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+
 NOT_COMPILED = ("__init__.py", "engine.py", "cache.py")  # Python drivers: editing them leaves the kernels valid
 
 
 def sync_cache(folders=None) -> None:
     """Drop cached kernels compiled from other sources (in ``folders``; by default the
-    package's ``__pycache__`` and the riskcore folders under ``NUMBA_CACHE_DIR``).
+    package's ``__pycache__`` and numba's folder for it under ``NUMBA_CACHE_DIR``).
 
     numba keys a cached function on its own file's timestamp only, so an edit of a
     callee in another file (``account_nb.py`` called from ``step_nb.py``) would leave a
     stale kernel in use.  A digest of every kernel source is kept beside the cache; when
     it changes, the kernels' cache files are removed and recompiled on first use."""
-    import hashlib
-    import os
-    from pathlib import Path
-
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
     for path in sorted(here.glob("*.py")):
@@ -30,12 +30,7 @@ def sync_cache(folders=None) -> None:
     if folders is not None:
         dirs = [Path(f) for f in folders]
     else:
-        dirs = [here / "__pycache__"]
-        root = os.environ.get("NUMBA_CACHE_DIR")
-        if root:  # numba's folder for this package's sources there
-            from numba.core.caching import _CacheLocator
-
-            dirs.append(Path(root) / _CacheLocator.get_suitable_cache_subpath(str(here / "step_nb.py")))
+        dirs = list(dict.fromkeys([here / "__pycache__", numba_cache_folder()]))
     for folder in dirs:
         stamp = folder / "riskcore-kernels.digest"
         try:
@@ -57,16 +52,19 @@ ENTRY_POINTS = ("step_nb.run_steps_nb", "step_nb.funding_only_nb", "pack.init_lp
 def cache_is_warm() -> bool:
     """Whether the kernels called from Python are all in numba's cache (beside the sources,
     or under ``NUMBA_CACHE_DIR``); True when nothing is compiled (``NUMBA_DISABLE_JIT=1``)."""
-    import os
-    from pathlib import Path
-
     if os.environ.get("NUMBA_DISABLE_JIT") == "1":
         return True
-    here = Path(__file__).resolve().parent
-    folder = here / "__pycache__"
-    root = os.environ.get("NUMBA_CACHE_DIR")
-    if root:
-        from numba.core.caching import _CacheLocator
-
-        folder = Path(root) / _CacheLocator.get_suitable_cache_subpath(str(here / "step_nb.py"))
+    folder = numba_cache_folder()
     return all(any(folder.glob(f"{name}-*.nbi")) for name in ENTRY_POINTS)
+
+
+def numba_cache_folder():
+    """Where numba caches this package's kernels: ``__pycache__`` beside the sources, or its
+    own folder for them under ``NUMBA_CACHE_DIR`` when that is set."""
+    here = Path(__file__).resolve().parent
+    root = os.environ.get("NUMBA_CACHE_DIR")
+    if not root:
+        return here / "__pycache__"
+    from numba.core.caching import _CacheLocator
+
+    return Path(root) / _CacheLocator.get_suitable_cache_subpath(str(here / "step_nb.py"))
