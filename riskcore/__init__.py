@@ -7,7 +7,9 @@ from .errors import BracketError, Refused, RiskcoreError
 from .inputs import InputError, PricePaths
 from .result import Result
 from .simulate import simulate
+from .table import BookFormatError, BookTable
 
 __all__ = ["Book", "Fill", "Order", "Position", "Settings", "Brackets", "BracketError", "Leg", "MarginMode", "PositionMode", "Refused",
-           "RiskcoreError", "Side", "margin", "InputError", "PricePaths", "Result", "simulate"]
+           "RiskcoreError", "Side", "margin", "InputError", "PricePaths", "Result", "simulate",
+           "BookTable", "BookFormatError"]
 __version__ = "0.1.0"

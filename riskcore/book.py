@@ -6,8 +6,9 @@ sections 3 and 4 at the current mark prices.  Every action either completes or i
 refused with :class:`riskcore.Refused`, naming what stood in the way, and leaves the
 book exactly as it was.
 
-The book is the readable, object-per-position model that users edit; its columnar
-export (:meth:`Book.to_frames`) is the input format of the simulators.
+The book is the readable, object-per-position model that users edit, an editor over
+the canonical columnar book (:class:`riskcore.table.BookTable`, :meth:`Book.to_table`
+and :meth:`Book.from_table`), which is what the simulators and read-outs work on.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from .brackets import Brackets
 from .enums import (LEG_NAMES, MARGIN_MODE_NAMES, POSITION_MODE_NAMES, SIDE_NAMES, Leg, MarginMode,
                     PositionMode, parse_leg, parse_margin_mode, parse_position_mode, parse_side)
 from .errors import Refused
+from .table import FORMAT_VERSION, SCHEMA as TABLE_SCHEMA, BookTable, _bracket_frame, empty_frames
 
 DEFAULT_LEVERAGE = 20.0
 BINANCE_MAKER_FEE = 0.0002
@@ -901,35 +903,119 @@ class Book:
         return pd.DataFrame(rows, columns=_ACCOUNT_VIEW_COLUMNS)
 
     # ------------------------------------------------------------------ columns
+    def to_table(self) -> BookTable:
+        """The book as its canonical columnar table (:class:`riskcore.table.BookTable`):
+        the simulators' input."""
+        return BookTable.from_frames(_frames_of(self))
+
+    @classmethod
+    def from_table(cls, table) -> "Book":
+        """A book holding a :class:`~riskcore.table.BookTable` (or a mapping of its tables,
+        validated first) as objects, for interactive editing."""
+        return _book_of(BookTable.from_frames(table))
+
     def to_frames(self) -> dict[str, pd.DataFrame]:
-        """The whole book as DataFrames (see :mod:`riskcore.columns`): the simulators' input."""
-        from .columns import book_to_frames
-        return book_to_frames(self)
+        """The whole book as DataFrames, one per table of :mod:`riskcore.table` (words and
+        symbols as plain strings, easy to edit; :meth:`to_table` is the typed form)."""
+        return self.to_table().frames(plain=True)
 
     @classmethod
     def from_frames(cls, frames: dict[str, pd.DataFrame]) -> "Book":
         """Rebuild a book from :meth:`to_frames` output, validating every table."""
-        from .columns import book_from_frames
-        return book_from_frames(frames)
+        return cls.from_table(frames)
 
     def to_arrow(self) -> dict:
-        from .columns import frames_to_arrow
-        return frames_to_arrow(self.to_frames())
+        return self.to_table().to_arrow()
 
     @classmethod
     def from_arrow(cls, tables: dict) -> "Book":
-        from .columns import arrow_to_frames
-        return cls.from_frames(arrow_to_frames(tables))
+        return cls.from_table(BookTable.from_arrow(tables))
 
     def write_parquet(self, directory) -> None:
         """Write the book as one Parquet file per table into ``directory`` (all or nothing)."""
-        from .columns import write_parquet
-        write_parquet(self.to_frames(), directory)
+        self.to_table().write_parquet(directory)
 
     @classmethod
     def read_parquet(cls, directory) -> "Book":
-        from .columns import read_parquet
-        return cls.from_frames(read_parquet(directory))
+        return cls.from_table(BookTable.read_parquet(directory))
+
+
+def _nan(value):
+    return np.nan if value is None else value
+
+
+def _frames_of(book: Book) -> dict[str, pd.DataFrame]:
+    """The book's objects as plain tables (validated and typed by ``BookTable.from_frames``)."""
+    meta = pd.DataFrame({"format_version": [FORMAT_VERSION], "default_leverage": [book.default_leverage],
+                         "fees_collected": [book.fees_collected], "next_order_id": [book.next_order_id]})
+    contracts = pd.DataFrame({"contract": pd.Series([c.symbol for c in book.contracts.values()], dtype=object),
+                              "maker_fee": [c.maker_fee for c in book.contracts.values()],
+                              "taker_fee": [c.taker_fee for c in book.contracts.values()],
+                              "mark_price": [_nan(c.mark_price) for c in book.contracts.values()]}, )
+    contracts = contracts.astype({"maker_fee": "float64", "taker_fee": "float64", "mark_price": "float64"})
+    if book.contracts:
+        brackets = pd.concat([_bracket_frame(c.brackets, c.symbol) for c in book.contracts.values()],
+                             ignore_index=True)
+    else:
+        brackets = empty_frames()["brackets"]
+    accounts, settings, positions, orders = [], [], [], []
+    for acct in book.accounts.values():
+        accounts.append((acct.account_id, acct.wallet, POSITION_MODE_NAMES[acct.position_mode]))
+        for symbol, st in acct.settings.items():
+            settings.append((acct.account_id, symbol, MARGIN_MODE_NAMES[st.margin_mode], st.leverage_long,
+                             st.leverage_short, st.auto_add_long, st.auto_add_short))
+        for pos in acct.positions.values():
+            positions.append((acct.account_id, pos.contract, LEG_NAMES[pos.leg], pos.side, pos.qty, pos.entry_price,
+                              pos.wallet_iso, _nan(pos.take_profit), _nan(pos.stop_loss)))
+        for o in acct.orders.values():
+            orders.append((o.order_id, acct.account_id, o.contract, LEG_NAMES[o.leg], o.side, o.qty, o.price,
+                           o.reduce_only))
+
+    def frame(table, rows):
+        cols = list(TABLE_SCHEMA[table])
+        if not rows:
+            return empty_frames()[table]
+        data = {c: pd.Series([r[i] for r in rows], dtype=object) for i, c in enumerate(cols)}
+        return pd.DataFrame(data, columns=cols)
+
+    return {"meta": meta, "contracts": contracts, "brackets": brackets, "accounts": frame("accounts", accounts),
+            "settings": frame("settings", settings), "positions": frame("positions", positions),
+            "orders": frame("orders", orders)}
+
+
+def _book_of(table: BookTable) -> Book:
+    """Objects for a validated table (no checks repeated: the table is valid)."""
+    book = Book(default_leverage=table.default_leverage)
+    book.fees_collected = float(table.fees_collected)
+    book.next_order_id = int(table.next_order_id)
+    for symbol, maker, taker, mark in zip(table.contracts["contract"], table.contracts["maker_fee"],
+                                          table.contracts["taker_fee"], table.contracts["mark_price"]):
+        book.contracts[symbol] = Contract(symbol, table.bracket_tables[symbol], float(maker), float(taker),
+                                          None if math.isnan(mark) else float(mark))
+
+    def ids(frame):
+        return frame["account"].tolist()
+
+    acc = table.accounts
+    for a, wallet, mode in zip(ids(acc), acc["wallet"].tolist(), acc["position_mode"].cat.codes.tolist()):
+        book.accounts[a] = Account(a, wallet, int(mode))
+    st = table.settings
+    for a, symbol, mode, ll, ls, al, as_ in zip(ids(st), st["contract"].tolist(), st["margin_mode"].cat.codes.tolist(),
+                                                st["leverage_long"].tolist(), st["leverage_short"].tolist(),
+                                                st["auto_add_long"].tolist(), st["auto_add_short"].tolist()):
+        book.accounts[a].settings[symbol] = Settings(int(mode), ll, ls, bool(al), bool(as_))
+    p = table.positions
+    for a, symbol, leg, side, qty, entry, wiso, tp, sl in zip(
+            ids(p), p["contract"].tolist(), p["leg"].cat.codes.tolist(), p["side"].tolist(), p["qty"].tolist(),
+            p["entry_price"].tolist(), p["wallet_iso"].tolist(), p["take_profit"].tolist(), p["stop_loss"].tolist()):
+        book.accounts[a].positions[(symbol, int(leg))] = Position(
+            a, symbol, int(leg), int(side), qty, entry, wiso, None if tp != tp else tp, None if sl != sl else sl)
+    o = table.orders
+    for oid, a, symbol, leg, side, qty, price, ro in zip(
+            o["order_id"].tolist(), ids(o), o["contract"].tolist(), o["leg"].cat.codes.tolist(), o["side"].tolist(),
+            o["qty"].tolist(), o["price"].tolist(), o["reduce_only"].tolist()):
+        book.accounts[a].orders[oid] = Order(oid, a, symbol, int(leg), int(side), qty, price, bool(ro))
+    return book
 
 
 _POSITION_VIEW_COLUMNS = [

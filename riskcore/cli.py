@@ -77,8 +77,11 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_MISSING_DATA, EXIT_INTERRUPTED = 0, 1
 
 
 def _cmd_run(args) -> int:
-    from .scenarios import default_scenario, load_scenario, run_scenario, write_outputs
+    import time
 
+    from .scenarios import default_scenario, load_scenario, run_to_folder
+
+    started = time.perf_counter()
     path = args.scenario or default_scenario()
     scenario = load_scenario(path)
     out = Path(args.out) if args.out else Path("reports") / scenario.name
@@ -87,12 +90,15 @@ def _cmd_run(args) -> int:
     bar = None
     from .kernels.cache import cache_is_warm
 
+    compile_seconds = 0.0
     if not cache_is_warm():  # compile every kernel once, serially, rather than some now and some later
         print("riskcore: first run: compiling the numba kernels into the cache (about two minutes on two cores; "
               "once)", flush=True)
         from .kernels import warmup
 
+        t0 = time.perf_counter()
         warmup()
+        compile_seconds = time.perf_counter() - t0
 
     def progress_factory(total):
         nonlocal bar
@@ -105,19 +111,19 @@ def _cmd_run(args) -> int:
         return bar.update
 
     try:
-        run = run_scenario(scenario, progress_factory=progress_factory)
+        target, summary, times, price_source = run_to_folder(scenario, out, progress_factory=progress_factory)
     finally:
         if bar is not None:
             bar.close()
-    target = write_outputs(run, out)
-    from .report import summarize
-
-    summary = summarize(run.results, run.books)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format",
                            lambda v: f"{v:,.4g}"):
         print(summary.to_string())
-    print(f"prices: {run.price_source}")
-    print(f"wrote {target}/ (report.html, events/steps/final_*/summary .parquet) in {run.seconds:.1f} s")
+    print(f"prices: {price_source}")
+    total = time.perf_counter() - started
+    phases = ", ".join(f"{name} {sec:.1f} s" for name, sec in times.phases.items())
+    extra = f", compile {compile_seconds:.1f} s" if compile_seconds else ""
+    print(f"wrote {target}/ (report.html, events/steps/final_*/outcomes/summary .parquet)")
+    print(f"time: {total:.1f} s in all ({phases}{extra}; the kernels' own time {times.kernel:.1f} s)")
     return EXIT_OK
 
 

@@ -3,7 +3,7 @@
 :func:`generate_population` draws a population from a :class:`PopulationSpec` and
 returns it as a :class:`~riskcore.book.Book`; :func:`generate_population_frames`
 returns the same population as the book's columnar tables (see
-:mod:`riskcore.columns`) without building the object model, for very large runs.
+:mod:`riskcore.table`) without building the object model, for very large runs.
 :func:`load_population` reads a population saved with :meth:`Book.write_parquet`
 or written by hand as CSV files of the same tables.
 
@@ -57,7 +57,7 @@ import pandas as pd
 
 from .book import BINANCE_MAKER_FEE, BINANCE_TAKER_FEE, DEFAULT_LEVERAGE, Book
 from .brackets import Brackets
-from .columns import FORMAT_VERSION, SCHEMA, BookFormatError, book_from_frames, read_parquet
+from .table import FORMAT_VERSION, SCHEMA, TABLES, BookFormatError, BookTable, contract_frames, empty_frames
 
 __all__ = ["PopulationSpec", "generate_population", "generate_population_frames", "load_population"]
 
@@ -456,34 +456,30 @@ def _object(values) -> np.ndarray:
 
 def _frames_from_draw(d: dict, symbols: list, contracts: Mapping, price: np.ndarray,
                       spec: PopulationSpec, n: int) -> dict[str, pd.DataFrame]:
-    base = Book(default_leverage=spec.default_leverage)
-    for symbol, p in zip(symbols, price):
-        base.add_contract(symbol, contracts[symbol], maker_fee=spec.maker_fee, taker_fee=spec.taker_fee,
-                          mark_price=float(p))
-    frames = base.to_frames()
-    frames["meta"].loc[0, "fees_collected"] = d["fees_collected"]
-    sym = np.array(symbols, dtype=object)
-    leg_names = np.array(["both", "long", "short"], dtype=object)
-    mode_names = np.array(["one-way", "hedge"], dtype=object)
+    contracts_frame, brackets_frame = contract_frames({s: contracts[s] for s in symbols},
+                                                      dict(zip(symbols, map(float, price))),
+                                                      maker_fee=spec.maker_fee, taker_fee=spec.taker_fee)
+    meta = pd.DataFrame({"format_version": np.array([FORMAT_VERSION], np.int64),
+                         "default_leverage": [float(spec.default_leverage)],
+                         "fees_collected": [float(d["fees_collected"])], "next_order_id": np.array([1], np.int64)})
 
-    def frame(table: str, data: dict) -> pd.DataFrame:
-        return pd.DataFrame({c: pd.Series(data[c], dtype=t) for c, t in SCHEMA[table].items()})
+    def cat(codes, categories):
+        return pd.Categorical.from_codes(np.asarray(codes).astype(np.int8), categories=list(categories))
 
-    frames["accounts"] = frame("accounts", {
-        "account": _object(np.arange(n)), "wallet": d["wallet"],
-        "position_mode": mode_names[d["hedge"].astype(np.int64)]})
-    frames["settings"] = frame("settings", {
-        "account": _object(d["g_acct"]), "contract": sym[d["g_contract"]],
-        "margin_mode": np.where(d["g_iso"], "isolated", "cross").astype(object),
+    accounts = pd.DataFrame({"account": np.arange(n, dtype=np.int64), "wallet": d["wallet"],
+                             "position_mode": cat(d["hedge"].astype(np.int8), ("one-way", "hedge"))})
+    settings = pd.DataFrame({
+        "account": np.asarray(d["g_acct"], np.int64), "contract": cat(d["g_contract"], symbols),
+        "margin_mode": cat(np.asarray(d["g_iso"]).astype(np.int8), ("cross", "isolated")),
         "leverage_long": d["lev_long"], "leverage_short": d["lev_short"],
-        "auto_add_long": d["auto_long"], "auto_add_short": d["auto_short"]})
+        "auto_add_long": np.asarray(d["auto_long"], bool), "auto_add_short": np.asarray(d["auto_short"], bool)})
     nan = np.full(d["acct"].size, np.nan)
-    frames["positions"] = frame("positions", {
-        "account": _object(d["acct"]), "contract": sym[d["contract"]], "leg": leg_names[d["leg"]],
-        "side": d["side"], "qty": d["qty"], "entry_price": d["price"], "wallet_iso": d["wallet_iso"],
-        "take_profit": nan, "stop_loss": nan})
-    frames["orders"] = frame("orders", {c: [] for c in SCHEMA["orders"]})
-    return {name: frames[name] for name in SCHEMA}
+    positions = pd.DataFrame({
+        "account": np.asarray(d["acct"], np.int64), "contract": cat(d["contract"], symbols),
+        "leg": cat(d["leg"], ("both", "long", "short")), "side": np.asarray(d["side"], np.int8), "qty": d["qty"],
+        "entry_price": d["price"], "wallet_iso": d["wallet_iso"], "take_profit": nan, "stop_loss": nan})
+    return {"meta": meta, "contracts": contracts_frame, "brackets": brackets_frame, "accounts": accounts,
+            "settings": settings, "positions": positions, "orders": empty_frames(symbols)["orders"]}
 
 
 def _book_by_api(d: dict, symbols: list, contracts: Mapping, price: np.ndarray,
@@ -539,7 +535,7 @@ def generate_population_frames(n_accounts: int, contracts: Mapping[str, Brackets
     """Draw a population and return it as the book's columnar tables.
 
     The tables are exactly what :meth:`Book.to_frames` would give for the population
-    (see :mod:`riskcore.columns`); they are built directly with numpy, without the
+    (see :mod:`riskcore.table`); they are built directly with numpy, without the
     object model, so this is the path for very large populations.  Pass them to
     :meth:`Book.from_frames` to validate them and get a book.
 
@@ -570,6 +566,16 @@ def generate_population_frames(n_accounts: int, contracts: Mapping[str, Brackets
     """
     spec, symbols, contracts, price, drawn, n = _prepare(n_accounts, contracts, prices, spec, seed)
     return _frames_from_draw(drawn, symbols, contracts, price, spec, n)
+
+
+def generate_population_table(n_accounts: int, contracts: Mapping[str, Brackets], prices: Mapping[str, float],
+                              *, seed, spec: PopulationSpec | Mapping | None = None) -> BookTable:
+    """Draw a population straight into the columnar book (validated): the fast path.
+
+    The same population as :func:`generate_population` (same arguments, same seed, same
+    accounts), without building the object model: a million accounts take seconds.
+    """
+    return BookTable.from_frames(generate_population_frames(n_accounts, contracts, prices, seed=seed, spec=spec))
 
 
 def generate_population(n_accounts: int, contracts: Mapping[str, Brackets], prices: Mapping[str, float],
@@ -616,7 +622,7 @@ def generate_population(n_accounts: int, contracts: Mapping[str, Brackets], pric
     spec, symbols, contracts, price, drawn, n = _prepare(n_accounts, contracts, prices, spec, seed)
     if method == "api":
         return _book_by_api(drawn, symbols, contracts, price, spec, n)
-    return book_from_frames(_frames_from_draw(drawn, symbols, contracts, price, spec, n))
+    return Book.from_table(_frames_from_draw(drawn, symbols, contracts, price, spec, n))
 
 
 # ------------------------------------------------------------------------- loading
@@ -643,7 +649,7 @@ def _read_csv_table(path: Path) -> pd.DataFrame:
                     return True
                 if isinstance(v, str) and v.strip().lower() in _FALSE:
                     return False
-                return v  # left for book_from_frames to report
+                return v  # left for the table's validation to report
             mapped = frame[col].map(flag)
             frame[col] = mapped.astype(bool) if mapped.map(lambda v: isinstance(v, bool)).all() else mapped
     return frame
@@ -657,11 +663,16 @@ def _csv_path(folder: Path, table: str) -> Path | None:
 
 
 def load_population(path, *, contracts: Mapping[str, Brackets] | None = None) -> Book:
+    """:func:`load_population_table` as a :class:`~riskcore.book.Book`."""
+    return Book.from_table(load_population_table(path, contracts=contracts))
+
+
+def load_population_table(path, *, contracts: Mapping[str, Brackets] | None = None) -> BookTable:
     """Read a population (a book) from a folder of Parquet or CSV tables.
 
-    A folder holding ``*.parquet`` files is read as written by :meth:`Book.write_parquet`.
-    Otherwise the folder holds CSV files named after the tables of
-    :mod:`riskcore.columns` (``accounts.csv``, ``settings.csv``, ``positions.csv``,
+    A folder holding ``*.parquet`` files is read as written by :meth:`BookTable.write_parquet`
+    (or :meth:`Book.write_parquet`).  Otherwise the folder holds CSV files named after the
+    tables of :mod:`riskcore.table` (``accounts.csv``, ``settings.csv``, ``positions.csv``,
     ``contracts.csv``, ``brackets.csv``, ``orders.csv``, ``meta.csv``; ``.csv.gz`` also
     works), with the same columns.  In a CSV folder:
 
@@ -672,56 +683,51 @@ def load_population(path, *, contracts: Mapping[str, Brackets] | None = None) ->
     * account ids written as whole numbers become ints, others stay strings; booleans
       may be written true/false or 1/0.
 
-    Every table is validated by :func:`riskcore.columns.book_from_frames`.
+    ``contracts`` given for a folder that has its own contracts (Parquet, or CSV with
+    ``contracts.csv``) replaces their bracket tables (a scenario's market: its brackets,
+    scaled or capped by a variant); every contract of the folder must be named in it.
 
-    Parameters
-    ----------
-    path : str or Path
-        The folder.
-    contracts : mapping of str to Brackets, optional
-        Bracket tables for a CSV folder without ``contracts.csv``/``brackets.csv``.
-
-    Returns
-    -------
-    Book
+    Every table is validated (:meth:`BookTable.from_frames`).
 
     Raises
     ------
     FileNotFoundError
         When the folder does not exist.
-    riskcore.columns.BookFormatError
+    riskcore.table.BookFormatError
         When a table is missing or malformed (the message names table, row and column).
     """
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"no population folder at {folder}")
-    if any(folder.glob("*.parquet")):
-        if contracts is not None:
-            raise ValueError("contracts= applies to CSV folders only; a Parquet book holds its contracts")
-        return book_from_frames(read_parquet(folder))
     frames: dict[str, pd.DataFrame] = {}
-    for table in SCHEMA:
-        p = _csv_path(folder, table)
-        if p is not None:
-            frames[table] = _read_csv_table(p)
-    for table in ("accounts", "settings", "positions"):
-        if table not in frames:
-            raise BookFormatError(f"{folder}: missing {table}.csv")
+    if any(folder.glob("*.parquet")):
+        frames = BookTable.read_parquet(folder).frames()
+    else:
+        for table in TABLES:
+            p = _csv_path(folder, table)
+            if p is not None:
+                frames[table] = _read_csv_table(p)
+        for table in ("accounts", "settings", "positions"):
+            if table not in frames:
+                raise BookFormatError(f"{folder}: missing {table}.csv")
     if contracts is not None:
-        if "contracts" in frames or "brackets" in frames:
-            raise ValueError(f"{folder} has its own contracts.csv/brackets.csv; leave out contracts=")
-        base = Book()
-        for symbol, brackets in contracts.items():
-            base.add_contract(symbol, brackets)
-        made = base.to_frames()
-        frames["contracts"], frames["brackets"] = made["contracts"], made["brackets"]
+        if "contracts" in frames:
+            own = [str(s) for s in frames["contracts"]["contract"]]
+            unknown = [s for s in own if s not in contracts]
+            if unknown:
+                raise BookFormatError(f"{folder}: contract(s) {unknown} of the population are not in the "
+                                      f"scenario's market (it has {sorted(contracts)})")
+            _, frames["brackets"] = contract_frames({s: contracts[s] for s in own})
+        else:
+            frames["contracts"], frames["brackets"] = contract_frames(dict(contracts), maker_fee=BINANCE_MAKER_FEE,
+                                                                      taker_fee=BINANCE_TAKER_FEE)
     for table in ("contracts", "brackets"):
         if table not in frames:
             raise BookFormatError(f"{folder}: missing {table}.csv (or pass contracts=)")
     if "orders" not in frames:
-        frames["orders"] = pd.DataFrame({c: pd.Series([], dtype=t) for c, t in SCHEMA["orders"].items()})
+        frames["orders"] = empty_frames()["orders"]
     if "meta" not in frames:
         ids = [int(v) for v in frames["orders"]["order_id"] if _is_number(v)] if "order_id" in frames["orders"] else []
         frames["meta"] = pd.DataFrame({"format_version": [FORMAT_VERSION], "default_leverage": [DEFAULT_LEVERAGE],
                                        "fees_collected": [0.0], "next_order_id": [max(ids, default=0) + 1]})
-    return book_from_frames(frames)
+    return BookTable.from_frames(frames)

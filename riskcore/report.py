@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -46,9 +47,10 @@ from .book import Book
 from .enums import MarginMode
 from .inputs import PricePaths
 from .result import Result
+from .table import BookTable
 
 __all__ = ["SUMMARY_COLUMNS", "OUTCOME_COLUMNS", "CHARTS", "summarize", "account_outcomes", "write_report",
-           "format_value"]
+           "format_value", "VariantDigest", "digest", "account_equity"]
 
 #: Columns of :func:`summarize`'s frame (its index is the variant name), with their meaning.
 SUMMARY_COLUMNS = {
@@ -90,47 +92,65 @@ _COUNT_COLUMNS = ("accounts", "positions", "accounts_liquidated", "liquidations"
 
 
 # ------------------------------------------------------------------------- helpers
-def _marks(book: Book) -> dict:
-    return {symbol: c.mark_price for symbol, c in book.contracts.items()}
+def _as_table(book) -> BookTable:
+    if isinstance(book, BookTable):
+        return book
+    if isinstance(book, Book):
+        return book.to_table()
+    raise TypeError(f"start_book must be a riskcore.BookTable or Book (or a {{variant: book}} mapping), "
+                    f"not {type(book).__name__}")
 
 
-def _equity(book: Book, acct, marks: dict) -> float:
-    """The account's equity at the book's marks (see the module docstring)."""
-    total = acct.wallet
-    for pos in acct.positions.values():
-        mark = marks.get(pos.contract)
-        upnl = 0.0 if mark is None else pos.side * pos.qty * (mark - pos.entry_price)
-        if acct.settings[pos.contract].margin_mode == MarginMode.ISOLATED:
-            total += max(0.0, pos.wallet_iso + upnl)
-        else:
-            total += upnl
-    return float(total)
-
-
-def _margin_modes(acct) -> tuple[str, bool]:
-    """The margin modes of the account's open positions ("cross", "isolated",
-    "cross+isolated", or "" without positions) and whether any has auto-add-margin on."""
-    modes = set()
-    auto = False
-    for pos in acct.positions.values():
-        st = acct.settings[pos.contract]
-        iso = st.margin_mode == MarginMode.ISOLATED
-        modes.add("isolated" if iso else "cross")
-        auto = auto or (iso and bool(st.auto_add(pos.leg, pos.side)))
-    return "+".join(m for m in ("cross", "isolated") if m in modes), auto
+def account_equity(table: BookTable) -> pd.DataFrame:
+    """Per account of ``table`` (in its order): equity at the table's marks (module
+    docstring), the margin modes of its open positions and whether any isolated one has
+    auto-add-margin on.  Vectorised over positions."""
+    acc = table.accounts
+    pos = table.positions
+    ids = acc["account"].to_numpy()
+    index = pd.Index(ids)
+    equity = acc["wallet"].to_numpy(np.float64).copy()
+    has_cross = np.zeros(len(acc), bool)
+    has_iso = np.zeros(len(acc), bool)
+    auto = np.zeros(len(acc), bool)
+    if len(pos):
+        rows = index.get_indexer(pos["account"].to_numpy())
+        marks = table.contracts.set_index("contract")["mark_price"]
+        mark = marks.reindex(pos["contract"].astype(object)).to_numpy(np.float64)
+        upnl = pos["side"].to_numpy(np.float64) * pos["qty"].to_numpy() * (mark - pos["entry_price"].to_numpy())
+        upnl = np.where(np.isnan(mark), 0.0, upnl)
+        st = table.settings
+        key = pd.MultiIndex.from_arrays([st["account"].to_numpy(), st["contract"].astype(object).to_numpy()])
+        at = key.get_indexer(pd.MultiIndex.from_arrays([pos["account"].to_numpy(),
+                                                        pos["contract"].astype(object).to_numpy()]))
+        iso = st["margin_mode"].cat.codes.to_numpy()[at] == MarginMode.ISOLATED
+        leg = pos["leg"].cat.codes.to_numpy()
+        side = pos["side"].to_numpy()
+        auto_pos = np.where((leg == 2) | ((leg == 0) & (side < 0)), st["auto_add_short"].to_numpy()[at],
+                            st["auto_add_long"].to_numpy()[at]) & iso
+        value = np.where(iso, np.maximum(0.0, pos["wallet_iso"].to_numpy() + upnl), upnl)
+        equity += np.bincount(rows, weights=value, minlength=len(acc))
+        has_iso[rows[iso]] = True
+        has_cross[rows[~iso]] = True
+        auto[rows[auto_pos]] = True
+    modes = np.where(has_cross & has_iso, "cross+isolated", np.where(has_cross, "cross",
+                                                                      np.where(has_iso, "isolated", "")))
+    return pd.DataFrame({"account": ids, "equity": equity, "margin_modes": modes.astype(object), "auto_add": auto})
 
 
 def _kind(events: pd.DataFrame, kind: str) -> pd.DataFrame:
-    return events[events["kind"] == kind]
+    return events[(events["kind"] == kind).to_numpy()]
 
 
 def _net_deposits(events: pd.DataFrame) -> pd.Series:
     """Deposits minus withdrawals of the tape, per account."""
     actions = _kind(events, "action")
-    actions = actions[actions["reason"].isin(("deposit", "withdraw"))]
+    code = actions["reason_code"].astype(object)
+    actions = actions[code.isin(("deposit", "withdraw")).to_numpy()]
     if actions.empty:
         return pd.Series(dtype="float64")
-    signed = np.where(actions["reason"] == "deposit", 1.0, -1.0) * actions["amount"].astype("float64")
+    signed = np.where(actions["reason_code"].astype(object) == "deposit", 1.0, -1.0) \
+        * actions["amount"].astype("float64")
     return pd.Series(signed, index=actions.index).groupby(actions["account"].to_numpy()).sum()
 
 
@@ -145,30 +165,30 @@ def _check_runs(runs) -> None:
     if not isinstance(runs, Mapping) or not runs:
         raise ValueError("runs must be a non-empty {variant name: Result} mapping")
     for name, result in runs.items():
-        if not isinstance(result, Result):
+        if not isinstance(result, (Result, VariantDigest)):
             raise TypeError(f"run {name!r} is a {type(result).__name__}, not a riskcore.Result")
 
 
-def _start_book_of(start_book, name) -> Book:
-    if isinstance(start_book, Book):
-        return start_book
+def _start_book_of(start_book, name) -> BookTable:
+    if isinstance(start_book, (Book, BookTable)):
+        return _as_table(start_book)
     if isinstance(start_book, Mapping):
         try:
             book = start_book[name]
         except KeyError:
             raise ValueError(f"start_book has no book for variant {name!r}; it has {list(start_book)}") from None
-        if isinstance(book, Book):
-            return book
-    raise TypeError("start_book must be a riskcore.Book or a {variant name: Book} mapping")
+        if isinstance(book, (Book, BookTable)):
+            return _as_table(book)
+    raise TypeError("start_book must be a riskcore.BookTable or Book, or a {variant name: book} mapping")
 
 
-def _book_money(book: Book) -> float:
+def _book_money(table: BookTable) -> float:
     """Wallets + isolated wallets + fees collected: the book's part of a ledger's ``money_start``."""
-    return (sum(a.wallet for a in book.accounts.values())
-            + sum(p.wallet_iso for a in book.accounts.values() for p in a.positions.values()) + book.fees_collected)
+    return (float(table.accounts["wallet"].sum()) + float(table.positions["wallet_iso"].sum())
+            + float(table.fees_collected))
 
 
-def _check_start(result: Result, book: Book, name=None) -> None:
+def _check_start(result: Result, book: BookTable, name=None) -> None:
     """Refuse a start book that cannot be the one the run started from: its money must be the
     ledger's ``money_start`` less the insurance fund at the start."""
     start = result.ledger.get("money_start")
@@ -184,7 +204,7 @@ def _check_start(result: Result, book: Book, name=None) -> None:
 
 
 # ------------------------------------------------------------------ account outcomes
-def account_outcomes(result: Result, start_book: Book) -> pd.DataFrame:
+def account_outcomes(result: Result, start_book) -> pd.DataFrame:
     """One row per account of the start book: how the run went for it.
 
     Columns (:data:`OUTCOME_COLUMNS`):
@@ -194,7 +214,7 @@ def account_outcomes(result: Result, start_book: Book) -> pd.DataFrame:
       ``"cross"``, ``"isolated"``, ``"cross+isolated"``, or ``""`` when it held none;
     * ``auto_add`` -- at least one of its isolated start positions had auto-add-margin on;
     * ``start_equity`` / ``end_equity`` -- equity (module docstring) in ``start_book`` at
-      its marks and in ``result.book`` at the marks of the last close;
+      its marks and in ``result.final`` at the marks of the last close;
     * ``net_deposits`` -- deposits minus withdrawals made by the tape during the run;
     * ``pnl`` -- ``end_equity - start_equity - net_deposits``;
     * ``pnl_pct`` -- ``100 * pnl / start_equity`` (NaN when the start equity is not > 0);
@@ -204,66 +224,96 @@ def account_outcomes(result: Result, start_book: Book) -> pd.DataFrame:
     * ``topups`` / ``topup_amount`` -- auto-add-margin top-ups and the money they moved;
     * ``saved_by_auto_add`` -- at least one top-up and never liquidated.
 
-    ``start_book`` must be the book the run started from: ``ValueError`` when its money
-    (wallets, isolated wallets, fees collected) plus the starting insurance fund is not
-    the ledger's ``money_start``.
+    ``start_book`` (a BookTable or Book) must be the book the run started from:
+    ``ValueError`` when its money (wallets, isolated wallets, fees collected) plus the
+    starting insurance fund is not the ledger's ``money_start``.  Vectorised: a million
+    accounts take about a second.
     """
     return _account_outcomes(result, start_book, None)
 
 
-def _account_outcomes(result: Result, start_book: Book, name) -> pd.DataFrame:
+def _account_outcomes(result: Result, start_book, name) -> pd.DataFrame:
     if not isinstance(result, Result):
         raise TypeError(f"result must be a riskcore.Result, not {type(result).__name__}")
-    if not isinstance(start_book, Book):
-        raise TypeError(f"start_book must be a riskcore.Book, not {type(start_book).__name__}")
-    _check_start(result, start_book, name)
-    end_book = result.book
+    start = _as_table(start_book)
+    _check_start(result, start, name)
+    s = account_equity(start)
+    e = account_equity(result.final).set_index("account")["equity"]
+    ids = s["account"].to_numpy()
     ev = result.events
     liq = _kind(ev, "liquidation")
     top = _kind(ev, "topup")
     bad = _kind(ev, "bad_debt")
-    n_liq = (liq.groupby(liq["account"].to_numpy()).size() if not liq.empty else pd.Series(dtype="int64")).to_dict()
-    liq_notional = _per_account(liq, liq["qty"].to_numpy(dtype="float64")
-                                * liq["price"].to_numpy(dtype="float64")).to_dict()
-    n_top = (top.groupby(top["account"].to_numpy()).size() if not top.empty else pd.Series(dtype="int64")).to_dict()
-    top_amount = _per_account(top, top["amount"]).to_dict()
-    bad_amount = _per_account(bad, bad["amount"]).to_dict()
-    deposits = _net_deposits(ev).to_dict()
 
-    start_marks, end_marks = _marks(start_book), _marks(end_book)
-    ids = list(start_book.accounts)
-    ids += [a for a in end_book.accounts if a not in start_book.accounts]
-    rows = []
-    for a in ids:
-        acct0 = start_book.accounts.get(a)
-        acct1 = end_book.accounts.get(a)
-        start = _equity(start_book, acct0, start_marks) if acct0 is not None else 0.0
-        end = _equity(end_book, acct1, end_marks) if acct1 is not None else 0.0
-        modes, auto = _margin_modes(acct0) if acct0 is not None else ("", False)
-        dep = float(deposits.get(a, 0.0))
-        pnl = end - start - dep
-        liquidations = int(n_liq.get(a, 0))
-        topups = int(n_top.get(a, 0))
-        rows.append({
-            "account": a, "margin_modes": modes, "auto_add": auto, "start_equity": start, "net_deposits": dep,
-            "end_equity": end, "pnl": pnl, "pnl_pct": 100.0 * pnl / start if start > 0 else math.nan,
-            "liquidated": liquidations > 0, "liquidations": liquidations,
-            "liquidated_notional": float(liq_notional.get(a, 0.0)), "bad_debt": float(bad_amount.get(a, 0.0)),
-            "topups": topups, "topup_amount": float(top_amount.get(a, 0.0)),
-            "saved_by_auto_add": topups > 0 and liquidations == 0,
-        })
-    frame = pd.DataFrame(rows, columns=OUTCOME_COLUMNS)
-    return frame.astype({"account": object, "margin_modes": object, "auto_add": bool, "liquidated": bool,
-                         "saved_by_auto_add": bool, "liquidations": "int64", "topups": "int64"})
+    def per(frame, values=None):
+        if frame.empty:
+            return np.zeros(len(ids))
+        series = _per_account(frame, np.ones(len(frame)) if values is None else values)
+        return series.reindex(ids).fillna(0.0).to_numpy(np.float64)
+
+    n_liq = per(liq).astype(np.int64)
+    n_top = per(top).astype(np.int64)
+    start_eq = s["equity"].to_numpy()
+    end_eq = e.reindex(ids).fillna(0.0).to_numpy(np.float64)
+    dep = _net_deposits(ev).reindex(ids).fillna(0.0).to_numpy(np.float64)
+    pnl = end_eq - start_eq - dep
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = np.where(start_eq > 0, 100.0 * pnl / np.where(start_eq > 0, start_eq, 1.0), np.nan)
+    frame = pd.DataFrame({
+        "account": ids, "margin_modes": s["margin_modes"].to_numpy(object), "auto_add": s["auto_add"].to_numpy(bool),
+        "start_equity": start_eq, "net_deposits": dep, "end_equity": end_eq, "pnl": pnl, "pnl_pct": pct,
+        "liquidated": n_liq > 0, "liquidations": n_liq,
+        "liquidated_notional": per(liq, liq["qty"].to_numpy(np.float64) * liq["price"].to_numpy(np.float64)),
+        "bad_debt": per(bad, bad["amount"].to_numpy(np.float64)), "topups": n_top,
+        "topup_amount": per(top, top["amount"].to_numpy(np.float64)),
+        "saved_by_auto_add": (n_top > 0) & (n_liq == 0)}, columns=OUTCOME_COLUMNS)
+    return frame
+
+
+# ------------------------------------------------------------------------- digests
+@dataclass
+class VariantDigest:
+    """What the summary and the report need of one variant's run, small enough to keep
+    for every variant of a big run: the per-step series, params and ledger, the summary
+    row, the liquidation clusters (per contract and step) and the accounts' PnL %."""
+    steps: pd.DataFrame
+    params: dict
+    ledger: dict
+    row: dict
+    clusters: pd.DataFrame | None
+    pnl_pct: np.ndarray
+
+
+def digest(result: Result, start_book, name=None, outcomes: pd.DataFrame | None = None) -> VariantDigest:
+    """The :class:`VariantDigest` of one run (account outcomes computed once, here)."""
+    start = _as_table(start_book)
+    if outcomes is None:
+        outcomes = _account_outcomes(result, start, name)
+    return VariantDigest(result.steps, dict(result.params), dict(result.ledger),
+                         _summary_row(result, start, outcomes), _clusters(result.events),
+                         outcomes["pnl_pct"].to_numpy(np.float64))
+
+
+def _clusters(events: pd.DataFrame) -> pd.DataFrame | None:
+    liq = _kind(events, "liquidation")
+    if liq.empty:
+        return None
+    qty = liq["qty"].to_numpy(dtype="float64")
+    px = liq["price"].to_numpy(dtype="float64")
+    g = pd.DataFrame({"step": liq["step"].to_numpy(), "contract": liq["contract"].astype(object).to_numpy(),
+                      "notional": qty * px, "qty": qty, "count": 1})
+    g = g.groupby(["contract", "step"], sort=True).sum()
+    g["price"] = g["notional"] / g["qty"]
+    return g
 
 
 # ------------------------------------------------------------------------- summary
-def _summary_row(result: Result, book: Book, outcomes: pd.DataFrame) -> dict:
+def _summary_row(result: Result, book: BookTable, outcomes: pd.DataFrame) -> dict:
     ev = result.events
     steps = result.steps
     liq = _kind(ev, "liquidation")
     adl = _kind(ev, "adl")
-    n_accounts = len(book.accounts)
+    n_accounts = book.n_accounts
     liquidated = int(liq["account"].nunique()) if not liq.empty else 0
     fund_start = float(result.params.get("insurance_fund", math.nan))
     if len(steps):
@@ -272,7 +322,7 @@ def _summary_row(result: Result, book: Book, outcomes: pd.DataFrame) -> dict:
         fund_end = float(result.ledger.get("insurance_fund", fund_start))
     return {
         "accounts": n_accounts,
-        "positions": sum(len(a.positions) for a in book.accounts.values()),
+        "positions": book.n_positions,
         "accounts_liquidated": liquidated,
         "liquidation_rate": liquidated / n_accounts if n_accounts else math.nan,
         "liquidations": len(liq),
@@ -281,7 +331,7 @@ def _summary_row(result: Result, book: Book, outcomes: pd.DataFrame) -> dict:
         "insurance_paid": float(steps["insurance_paid"].sum()),
         "adl_recovered": float(steps["adl_recovered"].sum()),
         "socialised_loss": float(steps["socialised_loss"].sum()),
-        "adl_events": int((adl["reason"] == "counterparty").sum()),
+        "adl_events": int((adl["reason_code"].astype(object) == "adl_counterparty").sum()),
         "topups": int(steps["topups"].sum()),
         "topup_amount": float(steps["topup_amount"].sum()),
         "mean_loss_per_account": float(-outcomes["pnl"].mean()) if len(outcomes) else math.nan,
@@ -291,7 +341,7 @@ def _summary_row(result: Result, book: Book, outcomes: pd.DataFrame) -> dict:
     }
 
 
-def summarize(runs: Mapping[str, Result], start_book) -> pd.DataFrame:
+def summarize(runs: Mapping, start_book=None) -> pd.DataFrame:
     """One row per variant, indexed by the variant's name (index name ``"variant"``), in
     the order of ``runs``.
 
@@ -306,8 +356,8 @@ def summarize(runs: Mapping[str, Result], start_book) -> pd.DataFrame:
     * ``bad_debt``, ``insurance_paid``, ``adl_recovered``, ``socialised_loss`` -- sums of
       the per-step columns of the same names: ``bad_debt = insurance_paid +
       adl_recovered + socialised_loss``;
-    * ``adl_events`` -- ``adl`` events of counterparties (reason ``"counterparty"``): the
-      positions closed, wholly or partly, by auto-deleveraging;
+    * ``adl_events`` -- ``adl`` events of counterparties (reason code
+      ``"adl_counterparty"``): the positions closed, wholly or partly, by auto-deleveraging;
     * ``topups``, ``topup_amount`` -- auto-add-margin top-ups and the money they moved;
     * ``mean_loss_per_account`` -- ``-mean(pnl)`` over every account of the start book,
       with ``pnl = end equity - start equity - net deposits`` of :func:`account_outcomes`
@@ -318,21 +368,21 @@ def summarize(runs: Mapping[str, Result], start_book) -> pd.DataFrame:
     * ``accounts_saved_by_auto_add`` -- accounts that received at least one top-up and
       were never liquidated.
 
-    ``start_book`` is the book every run started from, or a ``{variant: Book}`` mapping
-    when the variants started from different books (e.g. populations drawn with the same
-    seed and a different ``isolated_share``: their deposits differ where cross hedge legs
-    had to share a leverage).  A book that is not the one a run started from (its money
-    does not match the run's ledger) raises ``ValueError``.
+    ``runs`` maps variant names to Results (``start_book`` is then the book every run
+    started from, a BookTable or Book, or a ``{variant: book}`` mapping when the variants
+    started from different books; a book that is not the one a run started from raises
+    ``ValueError``) or to :class:`VariantDigest` objects (``start_book`` unused).
     """
-    _check_runs(runs)
-    outcomes = {name: _account_outcomes(r, _start_book_of(start_book, name), name) for name, r in runs.items()}
-    return _summary(runs, start_book, outcomes)
-
-
-def _summary(runs: Mapping[str, Result], start_book, outcomes: dict) -> pd.DataFrame:
-    rows = [_summary_row(result, _start_book_of(start_book, name), outcomes[name]) for name, result in runs.items()]
-    frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS), index=pd.Index(list(runs), name="variant"))
+    digests = _digests(runs, start_book)
+    frame = pd.DataFrame([d.row for d in digests.values()], columns=list(SUMMARY_COLUMNS),
+                         index=pd.Index(list(digests), name="variant"))
     return frame.astype({c: "int64" for c in _COUNT_COLUMNS})
+
+
+def _digests(runs: Mapping, start_book) -> dict:
+    _check_runs(runs)
+    return {name: r if isinstance(r, VariantDigest) else digest(r, _start_book_of(start_book, name), name)
+            for name, r in runs.items()}
 
 
 # -------------------------------------------------------------------------- charts
@@ -393,23 +443,11 @@ def _stairs(ax, times: np.ndarray, values: np.ndarray, **kwargs) -> None:
     ax.plot(x, y, drawstyle="steps-post", **kwargs)
 
 
-def _chart_prices(path: Path, runs: Mapping[str, Result], frames: dict[str, pd.DataFrame]) -> None:
+def _chart_prices(path: Path, runs: Mapping[str, VariantDigest], frames: dict[str, pd.DataFrame]) -> None:
     """One panel per contract: close, high-low band, liquidation clusters of every variant."""
     symbols = list(frames)
     fig, axes = _figure(len(symbols), row_height=3.4, sharex=True)
-    clusters = {}
-    for name, result in runs.items():
-        liq = _kind(result.events, "liquidation")
-        if liq.empty:
-            clusters[name] = None
-            continue
-        qty = liq["qty"].to_numpy(dtype="float64")
-        px = liq["price"].to_numpy(dtype="float64")
-        g = pd.DataFrame({"step": liq["step"].to_numpy(), "contract": liq["contract"].to_numpy(),
-                          "notional": qty * px, "qty": qty, "count": 1})
-        g = g.groupby(["contract", "step"], sort=True).sum()
-        g["price"] = g["notional"] / g["qty"]
-        clusters[name] = g
+    clusters = {name: d.clusters for name, d in runs.items()}
     top = max((float(g["notional"].max()) for g in clusters.values() if g is not None), default=0.0)
     for ax, symbol in zip(axes[:, 0], symbols):
         frame = frames[symbol]
@@ -496,10 +534,10 @@ def _chart_insurance(path: Path, runs: Mapping[str, Result]) -> None:
     _save(fig, path)
 
 
-def _chart_outcomes(path: Path, outcomes: dict[str, pd.DataFrame]) -> None:
-    names = list(outcomes)
+def _chart_outcomes(path: Path, runs: Mapping[str, VariantDigest]) -> None:
+    names = list(runs)
     fig, axes = _figure(len(names), row_height=2.4, sharex=True)
-    values = {n: o["pnl_pct"].to_numpy(dtype="float64") for n, o in outcomes.items()}
+    values = {n: d.pnl_pct for n, d in runs.items()}
     values = {n: v[np.isfinite(v)] for n, v in values.items()}
     pooled = np.concatenate(list(values.values())) if values else np.array([])
     if pooled.size:
@@ -617,7 +655,7 @@ ul.notes li { margin: 0.2em 0; }
 """
 
 
-def write_report(out_dir, runs: Mapping[str, Result], paths, start_book, *, title: str,
+def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str,
                  notes=(), price_source: str = "") -> Path:
     """Write the charts and ``report.html`` into ``out_dir`` and return the page's path.
 
@@ -625,11 +663,11 @@ def write_report(out_dir, runs: Mapping[str, Result], paths, start_book, *, titl
     ----------
     out_dir : str or Path
         Folder to write into (created if missing; files of the same names are replaced).
-    runs : mapping of str to Result
+    runs : mapping of str to Result (or :class:`VariantDigest`)
         The variants, by name, in the order to show them.
     paths : dict of str to DataFrame (or anything :meth:`riskcore.PricePaths.from_frames` takes)
         The price bars the runs went through (timestamp, open, high, low, close per contract).
-    start_book : Book or mapping of str to Book
+    start_book : BookTable, Book, a mapping of str to either, or None for digests
         The book the runs started from, or one per variant (see :func:`summarize`).
     title : str
         The page's title.
@@ -655,13 +693,13 @@ def write_report(out_dir, runs: Mapping[str, Result], paths, start_book, *, titl
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     frames = PricePaths.from_frames(paths).to_frames()
-    outcomes = {name: _account_outcomes(r, _start_book_of(start_book, name), name) for name, r in runs.items()}
-    summary = _summary(runs, start_book, outcomes)
+    runs = _digests(runs, start_book)
+    summary = summarize(runs)
 
     _chart_prices(out / "price.png", runs, frames)
     _chart_liquidations(out / "liquidations.png", runs)
     _chart_insurance(out / "insurance.png", runs)
-    _chart_outcomes(out / "outcomes.png", outcomes)
+    _chart_outcomes(out / "outcomes.png", runs)
     _chart_comparison(out / "comparison.png", summary)
 
     names = ", ".join(str(n) for n in runs)

@@ -341,8 +341,17 @@ def build_paths(scenario: Scenario, cfg: dict) -> tuple[dict[str, pd.DataFrame],
 
 
 def build_book(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame]):
-    """The population of the variant, opened at each contract's first open price."""
-    from .populations import PopulationSpec, generate_population, load_population
+    """The population of the variant as a :class:`~riskcore.book.Book` (see :func:`build_table`)."""
+    from .book import Book
+
+    return Book.from_table(build_table(scenario, cfg, paths))
+
+
+def build_table(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame]):
+    """The population of the variant as a :class:`~riskcore.table.BookTable`, drawn straight
+    into the table (or read from ``population.file``), opened at each contract's first
+    open price."""
+    from .populations import PopulationSpec, generate_population_table, load_population_table
 
     market = cfg["market"]
     brackets = {s: _brackets(scenario, s, c["brackets"], market) for s, c in market["contracts"].items()}
@@ -350,7 +359,7 @@ def build_book(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame]):
     where = f"{scenario.path}: population"
     if "file" in pop:
         try:
-            return load_population(_resolve(scenario, pop["file"]), contracts=brackets)
+            return load_population_table(_resolve(scenario, pop["file"]), contracts=brackets)
         except FileNotFoundError as exc:
             raise MissingDataError(f"{where}.file: {exc}") from None
         except ValueError as exc:
@@ -369,7 +378,7 @@ def build_book(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame]):
     prices = {s: float(paths[s]["open"].iloc[0]) for s in brackets if s in paths}
     try:
         spec = PopulationSpec(**pop)
-        return generate_population(n, {s: brackets[s] for s in prices}, prices, seed=seed, spec=spec)
+        return generate_population_table(n, {s: brackets[s] for s in prices}, prices, seed=seed, spec=spec)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"{where}: {exc}") from None
 
@@ -403,88 +412,229 @@ class ScenarioRun:
     scenario: Scenario
     paths: dict
     price_source: str
-    books: dict  # variant -> starting book
+    books: dict  # variant -> starting BookTable
     results: dict  # variant -> Result
     seconds: float
 
 
-def run_scenario(scenario: Scenario | str | Path, progress_factory=None) -> ScenarioRun:
-    """Run every variant.  ``progress_factory(total_bars)`` may return a callable taking the number
-    of bars to add (for a progress bar)."""
-    from .simulate import simulate
+PHASES = ("build", "simulate", "read-outs", "write", "report")
 
-    if not isinstance(scenario, Scenario):
-        scenario = load_scenario(scenario)
-    started = time.perf_counter()
+
+@dataclass
+class RunTimes:
+    """Seconds spent in each phase of a scenario run (summed over variants)."""
+    phases: dict = field(default_factory=lambda: {p: 0.0 for p in PHASES})
+    kernel: float = 0.0  # of "simulate": the kernels' own time (packing and unpacking excluded)
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.phases[phase] += seconds
+
+    @property
+    def total(self) -> float:
+        return sum(self.phases.values())
+
+
+def _variant_inputs(scenario: Scenario):
+    """(name, cfg, paths, price source) per variant, the paths built once."""
     paths = price_source = None
-    books, results = {}, {}
-    prepared = []
     for name, cfg in scenario.variants:
         if paths is None:
             paths, price_source = build_paths(scenario, cfg)
-        prepared.append((name, cfg, build_book(scenario, cfg, paths), build_funding(scenario, cfg, paths)))
-    n_steps = len(next(iter(paths.values())))
-    advance = progress_factory(n_steps * len(prepared)) if progress_factory else None
-    for name, cfg, book, funding in prepared:
-        market, engine = cfg["market"], cfg.get("engine", {})
-        done = [0]
+        yield name, cfg, paths, price_source
 
-        def tick(bars, done=done):
-            if advance is not None:
-                advance(bars - done[0])
-            done[0] = bars
 
-        books[name] = book
-        results[name] = simulate(book, paths, liquidation_fee_rate=market["liquidation_fee_rate"],
-                                 insurance_fund=market.get("insurance_fund", 0.0),
-                                 liquidation_slippage=market.get("liquidation_slippage", 0.0), funding=funding,
-                                 intrabar=engine.get("intrabar", "ohlc"), mm_basis=engine.get("mm_basis", "mark"),
-                                 engine=engine.get("engine", "numba"), progress=tick)
+def _simulate(scenario: Scenario, cfg: dict, table, paths: dict, funding, tick):
+    from .simulate import simulate
+
+    market, engine = cfg["market"], cfg.get("engine", {})
+    return simulate(table, paths, liquidation_fee_rate=market["liquidation_fee_rate"],
+                    insurance_fund=market.get("insurance_fund", 0.0),
+                    liquidation_slippage=market.get("liquidation_slippage", 0.0), funding=funding,
+                    intrabar=engine.get("intrabar", "ohlc"), mm_basis=engine.get("mm_basis", "mark"),
+                    engine=engine.get("engine", "numba"), progress=tick)
+
+
+def _ticker(advance):
+    done = [0]
+
+    def tick(bars):
+        if advance is not None:
+            advance(bars - done[0])
+        done[0] = bars
+    return tick
+
+
+def run_scenario(scenario: Scenario | str | Path, progress_factory=None) -> ScenarioRun:
+    """Run every variant and keep every result in memory (for the API; ``riskcore run``
+    uses :func:`run_to_folder`, which holds one variant's result at a time).
+    ``progress_factory(total_bars)`` may return a callable taking the number of bars to add."""
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    started = time.perf_counter()
+    books, results = {}, {}
+    advance = None
+    paths = price_source = None
+    for name, cfg, paths, price_source in _variant_inputs(scenario):
+        table = build_table(scenario, cfg, paths)
+        funding = build_funding(scenario, cfg, paths)
+        if advance is None and progress_factory is not None:
+            advance = progress_factory(len(next(iter(paths.values()))) * len(scenario.variants))
+        books[name] = table
+        results[name] = _simulate(scenario, cfg, table, paths, funding, _ticker(advance))
     return ScenarioRun(scenario, paths, price_source, books, results, time.perf_counter() - started)
 
 
 def write_outputs(run: ScenarioRun, out_dir) -> Path:
-    """Write Parquet outputs and the HTML report into ``out_dir``, all or nothing: everything is
-    written into a temporary folder beside it, which then replaces ``out_dir``."""
-    from . import report
-
-    target = Path(out_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        events, steps, positions, accounts = [], [], [], []
+    """Write a :class:`ScenarioRun`'s Parquet outputs and HTML report into ``out_dir``, all
+    or nothing (see :func:`run_to_folder`)."""
+    with _OutputFolder(out_dir) as out:
         for name, result in run.results.items():
-            events.append(result.events.assign(variant=name))
-            steps.append(result.steps.assign(variant=name))
-            positions.append(result.book.positions_frame().assign(variant=name))
-            accounts.append(result.book.accounts_frame().assign(variant=name))
-        _parquet(pd.concat(events, ignore_index=True), tmp / "events.parquet")
-        _parquet(pd.concat(steps, ignore_index=True), tmp / "steps.parquet")
-        _parquet(pd.concat(positions, ignore_index=True), tmp / "final_positions.parquet")
-        _parquet(pd.concat(accounts, ignore_index=True), tmp / "final_accounts.parquet")
-        summary = report.summarize(run.results, run.books)
-        _parquet(summary.reset_index() if summary.index.name else summary, tmp / "summary.parquet")
-        notes = list(run.scenario.config.get("notes", []))
-        report.write_report(tmp, run.results, run.paths, run.books, title=run.scenario.name, notes=notes,
-                            price_source=run.price_source)
-        shutil.copyfile(run.scenario.path, tmp / "scenario.toml")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; outputs are ordinary files
-        (tmp / "run.json").write_text(json.dumps({
-            "scenario": str(run.scenario.path), "name": run.scenario.name, "variants": list(run.results),
-            "seconds": round(run.seconds, 3), "price_source": run.price_source,
-            "params": {k: r.params for k, r in run.results.items()},
+            out.add_variant(name, result, run.books[name])
+        out.finish(run.scenario, run.paths, run.price_source, run.seconds)
+    return Path(out_dir)
+
+
+def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=None) -> tuple[Path, pd.DataFrame,
+                                                                                            RunTimes, str]:
+    """Run every variant one after another and write the outputs into ``out_dir``.
+
+    Each variant's result is written (events, steps, final positions and accounts) and
+    digested for the summary and report as soon as it is done, then dropped, so memory
+    holds one variant's result at a time.  Everything is written into a temporary folder
+    beside ``out_dir`` that replaces it at the end: a failed run leaves ``out_dir`` as it
+    was.  Returns (folder, summary, phase times, price source)."""
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    times = RunTimes()
+    started = time.perf_counter()
+    advance = None
+    with _OutputFolder(out_dir, times) as out:
+        paths = price_source = None
+        for name, cfg, paths, price_source in _variant_inputs(scenario):
+            t0 = time.perf_counter()
+            table = build_table(scenario, cfg, paths)
+            funding = build_funding(scenario, cfg, paths)
+            times.add("build", time.perf_counter() - t0)
+            if advance is None and progress_factory is not None:
+                advance = progress_factory(len(next(iter(paths.values()))) * len(scenario.variants))
+            t0 = time.perf_counter()
+            result = _simulate(scenario, cfg, table, paths, funding, _ticker(advance))
+            times.add("simulate", time.perf_counter() - t0)
+            times.kernel += float(result.timings.get("kernel", 0.0))
+            out.add_variant(name, result, table)
+            del result
+        summary = out.finish(scenario, paths, price_source, time.perf_counter() - started)
+    return Path(out_dir), summary, times, price_source
+
+
+_EVENT_TEXT = ("contract", "leg", "kind", "reason", "reason_code")
+
+
+class _OutputFolder:
+    """The outputs of a run, written variant by variant into a temporary folder that
+    replaces the target at the end (or is removed on failure)."""
+
+    def __init__(self, target, times: RunTimes | None = None):
+        self.target = Path(target)
+        self.times = times or RunTimes()
+        self.writers: dict = {}
+        self.digests: dict = {}
+
+    def __enter__(self):
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.tmp-", dir=self.target.parent))
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        for writer in self.writers.values():
+            writer.close()
+        if kind is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        return False
+
+    def _append(self, file: str, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = _arrow(frame)
+        writer = self.writers.get(file)
+        if writer is None:
+            writer = self.writers[file] = pq.ParquetWriter(self.tmp / file, table.schema)
+        elif table.schema != writer.schema:
+            table = table.cast(writer.schema)
+        writer.write_table(table)
+
+    def add_variant(self, name: str, result, start_table) -> None:
+        from . import readouts, report
+
+        t0 = time.perf_counter()
+        final = result.final.frames()
+        positions = readouts.position_readouts(final)
+        accounts = readouts.account_readouts(final)
+        outcomes = report._account_outcomes(result, start_table, name)
+        self.digests[name] = report.digest(result, start_table, name, outcomes)
+        self.times.add("read-outs", time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        self._append("events.parquet", result.events.assign(variant=name))
+        self._append("steps.parquet", result.steps.assign(variant=name))
+        self._append("final_positions.parquet", positions.assign(variant=name))
+        self._append("final_accounts.parquet", accounts.assign(variant=name))
+        self._append("outcomes.parquet", outcomes.assign(variant=name))
+        self.times.add("write", time.perf_counter() - t0)
+
+    def finish(self, scenario: Scenario, paths: dict, price_source: str, seconds: float) -> pd.DataFrame:
+        from . import report
+
+        t0 = time.perf_counter()
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}
+        summary = report.summarize(self.digests)
+        _parquet(summary.reset_index(), self.tmp / "summary.parquet")
+        self.times.add("write", time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        notes = list(scenario.config.get("notes", []))
+        report.write_report(self.tmp, self.digests, paths, title=scenario.name, notes=notes,
+                            price_source=price_source)
+        self.times.add("report", time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        shutil.copyfile(scenario.path, self.tmp / "scenario.toml")
+        os.chmod(self.tmp, 0o755)  # mkdtemp makes it private; outputs are ordinary files
+        (self.tmp / "run.json").write_text(json.dumps({
+            "scenario": str(scenario.path), "name": scenario.name, "variants": list(self.digests),
+            "seconds": round(seconds, 3), "phases": {k: round(v, 3) for k, v in self.times.phases.items()},
+            "price_source": price_source, "params": {k: d.params for k, d in self.digests.items()},
         }, indent=2, default=str))
+        target = self.target
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)
-            os.replace(tmp, target)
+            os.replace(self.tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+            os.replace(self.tmp, target)
+        self.times.add("write", time.perf_counter() - t0)
+        return summary
+
+
+def _arrow(frame: pd.DataFrame):
+    """An Arrow table of a result frame with one schema for every variant: categoricals as
+    dictionary<int32, string>, mixed-type object columns (account ids, None legs) as strings."""
+    import pyarrow as pa
+
+    arrays = []
+    for col in frame.columns:
+        s = frame[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            codes = s.cat.codes.to_numpy().astype(np.int32)
+            arrays.append(pa.DictionaryArray.from_arrays(
+                pa.array(codes, mask=codes < 0), pa.array([str(c) for c in s.cat.categories], pa.string())))
+        elif s.dtype == object or str(s.dtype) == "str":
+            arrays.append(pa.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+                                    for v in s.tolist()], pa.string()))
+        else:
+            arrays.append(pa.array(s.to_numpy()))
+    return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
 
 
 def _parquet(frame: pd.DataFrame, path: Path) -> None:

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import math
 
-from .book import Book
 from .inputs import INTRABAR_MODELS, InputError, PricePaths, funding_by_step, schedule_tape
 from .result import Result
+from .table import BookTable
 
 ENGINES = ("numba", "reference")
 
 
-def simulate(book: Book, paths, *, liquidation_fee_rate: float, insurance_fund: float = 0.0,
+def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float = 0.0,
              liquidation_slippage: float = 0.0, funding=None, tape=None, intrabar: str = "ohlc",
              mm_basis: str = "mark", engine: str = "numba", progress=None, event_capacity: int | None = None,
              on_overflow: str = "grow") -> Result:
@@ -18,9 +18,11 @@ def simulate(book: Book, paths, *, liquidation_fee_rate: float, insurance_fund: 
 
     Parameters
     ----------
-    book : Book
-        Accounts, positions, resting orders and settings.  It is not modified: the run
-        works on a copy, returned as ``result.book``.
+    book : BookTable | Book
+        Accounts, positions, resting orders and settings: the columnar
+        :class:`~riskcore.table.BookTable` (the fast path for large books: populations,
+        Parquet files) or a :class:`~riskcore.book.Book`.  It is not modified: the final
+        state is returned as ``result.final`` (a table; ``result.book`` as a Book).
     paths : dict[str, DataFrame] | DataFrame | PricePaths
         Mark-price bars per contract (columns timestamp, open, high, low, close) on one
         shared timeline.  Every contract the book holds a position or order in needs one.
@@ -54,8 +56,14 @@ def simulate(book: Book, paths, *, liquidation_fee_rate: float, insurance_fund: 
         room for all of them ("grow") or raise :class:`riskcore.kernels.EventBufferOverflow`
         naming the capacity needed ("raise").
     """
-    if not isinstance(book, Book):
-        raise TypeError(f"book must be a riskcore.Book, not {type(book).__name__}")
+    from .book import Book
+
+    if isinstance(book, Book):
+        table = book.to_table()
+    elif isinstance(book, BookTable):
+        table = book
+    else:
+        raise TypeError(f"book must be a riskcore.BookTable or a riskcore.Book, not {type(book).__name__}")
     if intrabar not in INTRABAR_MODELS:
         raise InputError(f"intrabar must be one of {INTRABAR_MODELS}, not {intrabar!r}")
     if mm_basis not in ("mark", "entry"):
@@ -70,14 +78,16 @@ def simulate(book: Book, paths, *, liquidation_fee_rate: float, insurance_fund: 
     if not (isinstance(insurance_fund, (int, float)) and math.isfinite(insurance_fund) and insurance_fund >= 0):
         raise InputError(f"insurance_fund must be a non-negative number, not {insurance_fund!r}")
     paths = PricePaths.from_frames(paths)
-    unknown = [c for c in paths.contracts if c not in book.contracts]
+    unknown = [c for c in paths.contracts if c not in table.symbols]
     if unknown:
         raise InputError(f"paths given for contract(s) {unknown} that the book does not have")
-    for acct in book.accounts.values():
-        held = {p.contract for p in acct.positions.values()} | {o.contract for o in acct.orders.values()}
-        missing = sorted(held - set(paths.contracts))
-        if missing:
-            raise InputError(f"account {acct.account_id!r} holds {missing} but the paths have no bars for it")
+    for frame in (table.positions, table.orders):
+        held = ~frame["contract"].isin(paths.contracts).to_numpy()
+        if held.any():
+            i = int(held.argmax())
+            account = frame["account"].iloc[i]
+            missing = sorted(set(frame.loc[(frame["account"] == account).to_numpy() & held, "contract"].astype(str)))
+            raise InputError(f"account {account!r} holds {missing} but the paths have no bars for it")
     rates = funding_by_step(funding, paths)
     actions = schedule_tape(tape, paths)
     for action in actions:
@@ -92,13 +102,13 @@ def simulate(book: Book, paths, *, liquidation_fee_rate: float, insurance_fund: 
     if engine == "numba":
         from .kernels import run_numba
 
-        return run_numba(book, paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),
+        return run_numba(table, paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),
                          insurance_fund=float(insurance_fund), liquidation_slippage=float(liquidation_slippage),
                          intrabar=intrabar, mm_basis=mm_basis, event_capacity=event_capacity,
                          on_overflow=on_overflow, progress=progress)
     from .reference import ReferenceEngine
 
-    run = ReferenceEngine(book.copy(), paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),
+    run = ReferenceEngine(book.copy() if isinstance(book, Book) else Book.from_table(table), paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),
                           insurance_fund=float(insurance_fund), liquidation_slippage=float(liquidation_slippage),
                           intrabar=intrabar, mm_basis=mm_basis)
     result = run.run(progress)

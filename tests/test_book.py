@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from riskcore import Book, Brackets, Refused
-from riskcore.columns import BookFormatError
+from riskcore.table import BookFormatError
 
 REL = 1e-12
 

@@ -59,6 +59,19 @@ def refresh_lp_nb(bk, ct, a, p, mm_entry):
 
 
 @njit(**NB)
+def init_lp_nb(bk, ct, mm_entry):
+    """Cache every isolated liquidation price (NaN for cross and empty slots); the
+    whole-book form of :func:`refresh_lp_nb`."""
+    for a in range(bk.acc_wallet.size):
+        for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
+            c = bk.s_contract[p]
+            if bk.s_state[p] == SlotState.LIVE and bk.set_mode[a, c] == MARGIN_ISOLATED:
+                bk.s_lp[p] = isolated_lp_nb(ct, c, bk.s_side[p], bk.s_qty[p], bk.s_entry[p], bk.s_wiso[p], mm_entry)
+            else:
+                bk.s_lp[p] = NAN
+
+
+@njit(**NB)
 def emit_nb(ev, row, t, k, stage, sub, acct, kind, c, leg, side, qty, price, amount, fee, wallet, wiso,
             reason, rcode, ival, r0, r1, r2, r3):
     """Append one event record to buffer row ``row``; count it as overflow when full."""

@@ -8,7 +8,7 @@ import hashlib
 import os
 from pathlib import Path
 
-NOT_COMPILED = ("__init__.py", "engine.py", "cache.py")  # Python drivers: editing them leaves the kernels valid
+NOT_COMPILED = ("__init__.py", "engine.py", "cache.py", "pack.py")  # Python drivers: editing them leaves the kernels valid
 
 
 def sync_cache(folders=None) -> None:
@@ -46,7 +46,7 @@ def sync_cache(folders=None) -> None:
             pass
 
 
-ENTRY_POINTS = ("step_nb.run_steps_nb", "step_nb.funding_only_nb", "pack.init_lp_nb", "sleep_nb.levels_nb")
+ENTRY_POINTS = ("step_nb.run_steps_nb", "step_nb.funding_only_nb", "account_nb.init_lp_nb", "sleep_nb.levels_nb")
 
 
 def cache_is_warm() -> bool:

@@ -1,11 +1,12 @@
 """``run_numba``: validate-free fast path of :func:`riskcore.simulate` on the numba kernels.
 
-Phases: pack (book tables -> struct-of-arrays, paths -> dense ``[n_steps, n_contracts, 4]``)
--> run the kernels bar by bar -> unpack into the reference engine's
-:class:`~riskcore.result.Result`.  Bars that carry tape actions are split: the kernel
-settles the bar's funding, the reference engine's own ``run_actions`` applies the
-actions to an unpacked book (every refusal exactly as the reference), the book is
-packed again and the kernel resumes at the bar's limit fills.
+Phases: pack (the book table -> struct-of-arrays, paths -> dense ``[n_steps, n_contracts, 4]``)
+-> run the kernels bar by bar -> unpack into a :class:`~riskcore.result.Result` whose final
+state is a :class:`~riskcore.table.BookTable` and whose events are a columnar frame.  Bars
+that carry tape actions are split: the kernel settles the bar's funding, the reference
+engine's own ``run_actions`` applies the actions to an unpacked book (every refusal
+exactly as the reference), the book is packed again and the kernel resumes at the bar's
+limit fills.
 """
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ import numba
 import numpy as np
 import pandas as pd
 
-from ..book import Book
-from ..inputs import PricePaths, ScheduledAction, bar_points
-from ..result import STEP_COLUMNS, Result, steps_frame
 from ..errors import RiskcoreError
+from ..inputs import PricePaths, bar_points
+from ..result import Result, steps_from_array
+from ..table import BookTable
+from .account_nb import init_lp_nb
 from .enums import Glob, Intrabar, Ledger
-from .pack import (PackMeta, contract_arrays, events_frame, gather_events, init_lp_nb, pack_book, pack_frames,
-                   unpack_book)
+from .pack import contract_arrays, events_frame, gather_events, money_of, pack_table, unpack_table
 from .state import Market, Params, empty_events, new_levels, new_scratch, resize_slots, wake_all
 from .step_nb import funding_only_nb, run_steps_nb
 
@@ -45,21 +46,15 @@ def default_capacity(n_slots: int, rates: np.ndarray) -> int:
     return 65_536 + (n_slots * (n_funding + 1)) // max(1, event_rows() - 1)
 
 
-def market_arrays(book: Book, paths: PricePaths, rates: np.ndarray, intrabar: str) -> Market:
+def market_arrays(table: BookTable, paths: PricePaths, rates: np.ndarray, intrabar: str) -> Market:
     ohlc = np.ascontiguousarray(paths.ohlc, dtype=np.float64)
     init = bar_points(ohlc[0], intrabar)[0].copy()
+    marks = table.marks()
     for c, symbol in enumerate(paths.contracts):  # the run starts from the book's marks
-        mark = book.contracts[symbol].mark_price
+        mark = marks.get(symbol)
         if mark is not None:
             init[c, :] = mark
     return Market(ohlc, np.ascontiguousarray(rates, dtype=np.float64), np.ascontiguousarray(init))
-
-
-def money(book: Book, fund: float) -> float:
-    """``ReferenceEngine.money``: wallets + isolated wallets + fund + fees (same summation order)."""
-    return (sum(a.wallet for a in book.accounts.values())
-            + sum(p.wallet_iso for a in book.accounts.values() for p in a.positions.values())
-            + fund + book.fees_collected)
 
 
 class _Run:
@@ -67,6 +62,7 @@ class _Run:
 
     def __init__(self, book, paths, rates, actions, params: Params, intrabar: str, mm_basis: str,
                  capacity: int | None, insurance_fund: float):
+        book = book if isinstance(book, BookTable) else book.to_table()
         self.base = book
         self.paths = paths
         self.rates = rates
@@ -77,7 +73,7 @@ class _Run:
         contracts = tuple(paths.contracts)
         self.ct = contract_arrays(book, contracts)
         self.mk = market_arrays(book, paths, rates, intrabar)
-        self.bk, self.meta = pack_book(book, contracts)
+        self.bk, self.meta = pack_table(book, contracts)
         init_lp_nb(self.bk, self.ct, params.mm_entry)
         n_acc = self.bk.acc_wallet.size
         n_blocks = max(1, -(-n_acc // params.block))
@@ -91,13 +87,14 @@ class _Run:
         self.fees_kernel_base = 0.0  # the book's fees at the last pack, beyond the kernel's own sums
         self.fees_base = self.meta.fees_collected
         self.next_order_id = self.meta.next_order_id
+        self.kernel_seconds = 0.0  # time inside the stepping kernels (for honest phase timings)
 
     def kernel_fees(self) -> float:
         return float(self.sc.blk_ledger[:, Ledger.FEES].sum())
 
-    def current_book(self, marks: dict) -> Book:
-        return unpack_book(self.base, self.bk, self.meta, marks, self.fees_base + self.kernel_fees(),
-                           self.next_order_id)
+    def current_table(self, marks: dict) -> BookTable:
+        return unpack_table(self.base, self.bk, self.meta, marks, self.fees_base + self.kernel_fees(),
+                            self.next_order_id)
 
     def run(self, progress=None) -> None:
         n_steps = self.paths.n_steps
@@ -115,22 +112,27 @@ class _Run:
         """Bars ``t0:t1`` in one kernel call, or in chunks of about 1% of the run when
         someone is watching the progress (a chunk boundary is a plain bar boundary)."""
         if progress is None:
+            start = time.perf_counter()
             run_steps_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, t0, t1, resume)
+            self.kernel_seconds += time.perf_counter() - start
             return
         chunk = max(1, self.paths.n_steps // 100)
         while t0 < t1:
             end = min(t1, t0 + chunk)
+            start = time.perf_counter()
             run_steps_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, t0, end, resume)
+            self.kernel_seconds += time.perf_counter() - start
             progress(end)
             t0, resume = end, False
 
     def apply_actions(self, ts: int, engine):
         """The tape's actions of bar ``ts`` through the reference engine's own code."""
+        from ..book import Book
         from ..reference.engine import ReferenceEngine
 
         cur = bar_points(self.mk.ohlc[ts], self.intrabar)[0]
         marks = {symbol: float(cur[c, 0]) for c, symbol in enumerate(self.paths.contracts)}
-        book = self.current_book(marks)
+        book = Book.from_table(self.current_table(marks))
         if engine is None:
             engine = ReferenceEngine(book, self.paths, self.rates, [a for a in self.actions], liquidation_fee_rate=0.0,
                                      insurance_fund=0.0, liquidation_slippage=0.0, intrabar=self.intrabar,
@@ -142,8 +144,8 @@ class _Run:
         self.action_events.extend(engine.events)
         # repack: the tape may have opened positions, placed orders, changed settings
         blk_ledger = self.sc.blk_ledger.copy()
-        self.base = book  # settings and accounts now come from the book the tape edited
-        self.bk, meta = pack_book(book, tuple(self.paths.contracts))
+        self.base = book.to_table()  # settings and accounts now come from the book the tape edited
+        self.bk, meta = pack_table(self.base, tuple(self.paths.contracts))
         init_lp_nb(self.bk, self.ct, self.pr.mm_entry)
         self.meta = meta
         self.sc = resize_slots(self.sc, self.bk.s_qty.size)
@@ -163,7 +165,7 @@ class _Run:
         return int((self.ev.count + self.ev.overflow).sum())
 
 
-def run_numba(book: Book, paths, funding_rates=None, actions=None, *, liquidation_fee_rate: float,
+def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_rate: float,
               insurance_fund: float = 0.0, liquidation_slippage: float = 0.0, intrabar: str = "ohlc",
               mm_basis: str = "mark", block: int = DEFAULT_BLOCK, event_capacity: int | None = None,
               on_overflow: str = "grow", progress=None, sleep: bool = True) -> Result:
@@ -178,8 +180,10 @@ def run_numba(book: Book, paths, funding_rates=None, actions=None, *, liquidatio
     (:class:`EventBufferOverflow`).  ``progress(bars_done)`` is called as bars finish
     (never going back when a run is repeated to grow the buffers).  ``sleep=False`` looks
     at every account at every point (the same result, slower; for tests and benchmarks).
-    The book is not modified.
+    ``book`` is a :class:`~riskcore.table.BookTable` (or anything with a ``to_table()``,
+    such as a Book); it is not modified.
     """
+    book = book if isinstance(book, BookTable) else book.to_table()
     paths = PricePaths.from_frames(paths)
     rates = np.zeros((paths.n_steps, paths.n_contracts)) if funding_rates is None else np.asarray(funding_rates)
     actions = [] if actions is None else list(actions)
@@ -191,7 +195,7 @@ def run_numba(book: Book, paths, funding_rates=None, actions=None, *, liquidatio
         raise ValueError(f"on_overflow must be 'grow' or 'raise', not {on_overflow!r}")
     params = Params(INTRABAR_CODES[intrabar], mm_basis == "entry", float(liquidation_fee_rate),
                     float(liquidation_slippage), int(block), bool(sleep))
-    money_start = money(book, float(insurance_fund))
+    money_start = money_of(book, float(insurance_fund))
     capacity = event_capacity
     shown = [0]
 
@@ -217,15 +221,9 @@ def run_numba(book: Book, paths, funding_rates=None, actions=None, *, liquidatio
 def _result(run: _Run, paths: PricePaths, money_start: float, params: Params, intrabar: str, mm_basis: str,
             insurance_fund: float) -> Result:
     marks = {symbol: float(paths.ohlc[-1, c, 3]) for c, symbol in enumerate(paths.contracts)}
-    final = run.current_book(marks)
+    final = run.current_table(marks)
     ints, floats = gather_events(run.ev)
     events = events_frame(ints, floats, run.meta, paths.timestamps, run.action_events)
-    steps = run.sc.steps
-    rows = []
-    for t in range(paths.n_steps):
-        row = {"step": t, "timestamp": pd.Timestamp(paths.timestamps[t])}
-        row.update(zip(STEP_COLUMNS[2:], steps[t].tolist()))
-        rows.append(row)
     fund = float(run.sc.glob[Glob.FUND])
     ledger = {
         "realized_pnl": float(run.sc.blk_ledger[:, Ledger.REALIZED].sum()) + float(run.sc.glob[Glob.REALIZED])
@@ -234,12 +232,13 @@ def _result(run: _Run, paths: PricePaths, money_start: float, params: Params, in
         "deposits": run.action_ledger["deposits"],
         "socialised_loss": float(run.sc.glob[Glob.SOCIALISED]),
     }
-    ledger.update(money_start=money_start, money_end=money(final, fund), insurance_fund=fund,
+    ledger.update(money_start=money_start, money_end=money_of(final, fund), insurance_fund=fund,
                   trading_fees=final.fees_collected)
-    result = Result(events, steps_frame(rows), final, ledger=ledger)
+    result = Result(events, steps_from_array(run.sc.steps, paths.timestamps), final, ledger=ledger)
     result.params = {"liquidation_fee_rate": params.fee_rate, "insurance_fund": insurance_fund,
                      "liquidation_slippage": params.slippage, "intrabar": intrabar, "mm_basis": mm_basis,
                      "engine": "numba", "n_steps": paths.n_steps, "contracts": list(paths.contracts)}
+    result.timings = {"kernel": run.kernel_seconds}
     return result
 
 
@@ -248,25 +247,33 @@ def warmup() -> dict:
     reaches fills, TP/SL, top-ups, liquidations, bad debt and ADL.  Returns seconds taken."""
     from ..brackets import Brackets
     from ..inputs import funding_by_step, schedule_tape
+    from ..table import contract_frames
 
     start = time.perf_counter()
-    book = Book()
     tiers = [{"notional_floor": 0, "notional_cap": 2_000, "mmr": 0.01, "max_leverage": 50},
              {"notional_floor": 2_000, "notional_cap": 1e12, "mmr": 0.05, "max_leverage": 10}]
-    for symbol in ("AAA", "BBB"):
-        book.add_contract(symbol, Brackets.from_records(tiers, symbol=symbol), mark_price=100.0)
-    book.add_account(1, wallet=200.0)
-    book.set_margin_mode(1, "AAA", "isolated")
-    book.set_auto_add_margin(1, "AAA", True)
-    book.market_order(1, "AAA", "buy", 15.0, 100.0)
-    book.add_account(2, wallet=300.0)
-    book.set_leverage(2, "AAA", 10)
-    book.market_order(2, "AAA", "buy", 25.0, 100.0)
-    book.limit_order(2, "BBB", "buy", 1.0, 95.0)
-    book.add_account(3, wallet=3_000.0)
-    book.set_leverage(3, "AAA", 10)
-    book.market_order(3, "AAA", "sell", 40.0, 100.0)
-    book.set_tp_sl(3, "AAA", take_profit=60.0)
+    contracts, brackets = contract_frames({s: Brackets.from_records(tiers, symbol=s) for s in ("AAA", "BBB")},
+                                          {"AAA": 100.0, "BBB": 100.0})
+    # account 1: isolated long 15 with auto-add; 2: cross long 25 at 10x and a resting BBB buy;
+    # 3: cross short 40 at 10x with a take profit (opening taker fees already paid)
+    book = BookTable.from_frames({
+        "meta": pd.DataFrame({"format_version": [1], "default_leverage": [20.0], "fees_collected": [4.0],
+                              "next_order_id": [2]}),
+        "contracts": contracts, "brackets": brackets,
+        "accounts": pd.DataFrame({"account": [1, 2, 3], "wallet": [124.25, 298.75, 2_998.0],
+                                  "position_mode": ["one-way"] * 3}),
+        "settings": pd.DataFrame({"account": [1, 2, 2, 3], "contract": ["AAA", "AAA", "BBB", "AAA"],
+                                  "margin_mode": ["isolated", "cross", "cross", "cross"],
+                                  "leverage_long": [20.0, 10.0, 20.0, 10.0], "leverage_short": [20.0, 10.0, 20.0, 10.0],
+                                  "auto_add_long": [True, False, False, False],
+                                  "auto_add_short": [True, False, False, False]}),
+        "positions": pd.DataFrame({"account": [1, 2, 3], "contract": ["AAA"] * 3, "leg": ["both"] * 3,
+                                   "side": [1, 1, -1], "qty": [15.0, 25.0, 40.0], "entry_price": [100.0] * 3,
+                                   "wallet_iso": [75.0, 0.0, 0.0], "take_profit": [np.nan, np.nan, 60.0],
+                                   "stop_loss": [np.nan] * 3}),
+        "orders": pd.DataFrame({"order_id": [1], "account": [2], "contract": ["BBB"], "leg": ["both"], "side": [1],
+                                "qty": [1.0], "price": [95.0], "reduce_only": [False]}),
+    })
     stamps = pd.date_range("2025-01-01", periods=3, freq="1min")
     frame = pd.DataFrame({"timestamp": stamps, "open": [100.0, 70.0, 70.0], "high": [101.0, 71.0, 72.0],
                           "low": [99.0, 60.0, 69.0], "close": [100.0, 70.0, 70.0]})

@@ -1,51 +1,41 @@
-"""Pack a book's columnar export into the kernels' struct-of-arrays, and back.
+"""Pack the canonical columnar book (:class:`~riskcore.table.BookTable`) into the kernels'
+struct-of-arrays, and back; render the kernels' event records as a columnar frame.
 
-Strings live only here: account ids, contract symbols, legs, margin modes, event
-kinds and reasons are mapped to and from the integer codes of
-:mod:`riskcore.kernels.enums`.
+Plain Python and numpy (nothing here is compiled, so editing it keeps the kernel cache).
+Strings live only here and in :mod:`riskcore.result`: account ids, contract symbols,
+legs, margin modes, event kinds and reasons are mapped to and from the integer codes of
+:mod:`riskcore.kernels.enums`.  Everything is vectorised: no Python loop runs over
+accounts, positions or events (except events that carry a sentence of their own, such
+as refusals, which are few).
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
-from ..book import Account, Book, Contract, Order, Position
 from ..enums import LEG_NAMES, SIDE_NAMES
-from ..result import EVENT_COLUMNS, EVENT_KINDS
+from ..result import EVENT_COLUMNS, EVENT_KINDS, LEG_WORDS, REASON_CODES, events_from_records
+from ..table import BookTable
 from .enums import EvF, EvI, Reason, Refusal, SlotState, Stage
-from .margin_nb import isolated_lp_nb
-from .options import NB
 from .state import BookArrays, ContractArrays
-
-_LEG_CODES = {"both": 0, "long": 1, "short": 2}
-_MODE_CODES = {"cross": 0, "isolated": 1}
 
 
 @dataclass
 class PackMeta:
     """What the arrays do not hold: ids, symbols and the book's scalars."""
-    account_ids: np.ndarray  # object [n_accounts], canonical (sorted) order
+    account_ids: np.ndarray  # [n_accounts] ids in canonical (sorted) order: int64, or object for str ids
+    account_rows: np.ndarray  # i8 [n_accounts] row of kernel account a in the table's accounts frame
     contracts: tuple  # symbols, in the paths' order (the kernels' contract index)
     fees_collected: float
     next_order_id: int
 
 
-def _sorted_ids(ids: np.ndarray) -> np.ndarray:
-    values = list(ids)
-    if values and isinstance(values[0], str):
-        return np.array(sorted(values), dtype=object)
-    arr = np.asarray(values, dtype=np.int64) if values else np.zeros(0, np.int64)
-    return np.sort(arr).astype(object)
-
-
-def contract_arrays(book: Book, contracts: tuple) -> ContractArrays:
+def contract_arrays(table: BookTable, contracts: tuple) -> ContractArrays:
     """Fee rates and padded bracket tables of the paths' contracts."""
     n_c = len(contracts)
-    tables = [book.contracts[s].brackets for s in contracts]
+    tables = [table.bracket_tables[s] for s in contracts]
     width = max(b.n_tiers for b in tables)
     cap = np.full((n_c, width), np.inf)
     mmr = np.zeros((n_c, width))
@@ -54,58 +44,85 @@ def contract_arrays(book: Book, contracts: tuple) -> ContractArrays:
     for c, b in enumerate(tables):
         n = b.n_tiers
         cap[c, :n], mmr[c, :n], cum[c, :n], max_lev[c, :n] = b.notional_cap, b.mmr, b.cum, b.max_leverage
-    return ContractArrays(np.array([book.contracts[s].maker_fee for s in contracts], dtype=np.float64),
-                          np.array([book.contracts[s].taker_fee for s in contracts], dtype=np.float64),
+    fees = table.contracts.set_index("contract")
+    return ContractArrays(fees.loc[list(contracts), "maker_fee"].to_numpy(np.float64),
+                          fees.loc[list(contracts), "taker_fee"].to_numpy(np.float64),
                           np.array([b.n_tiers for b in tables], dtype=np.int64), cap, mmr, cum, max_lev)
 
 
-def pack_frames(frames: dict, contracts: tuple, default_leverage_by_contract: np.ndarray
-                ) -> tuple[BookArrays, PackMeta]:
-    """The struct-of-arrays of a book's tables (:func:`riskcore.columns.book_to_frames`).
+def default_leverage(table: BookTable, contracts: tuple) -> np.ndarray:
+    """Leverage of never-set settings: the book's default capped by the first tier."""
+    return np.array([min(table.default_leverage, float(table.bracket_tables[s].max_leverage[0])) for s in contracts])
 
-    Vectorised (no Python loop over rows).  ``default_leverage_by_contract`` is the
-    leverage of never-set settings (the book's default capped by the first tier)."""
-    n_c = len(contracts)
+
+def _kernel_codes(cat: pd.Series, contracts: tuple) -> np.ndarray:
+    """A table's contract categorical as kernel contract indices (-1: no path)."""
     cidx = {s: c for c, s in enumerate(contracts)}
-    accounts = frames["accounts"]
-    ids = _sorted_ids(accounts["account"].to_numpy(object))
-    index = pd.Index(ids)
+    lookup = np.array([cidx.get(s, -1) for s in cat.cat.categories] + [-1], np.int64)
+    return lookup[cat.cat.codes.to_numpy()]
+
+
+def _account_index(table: BookTable) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    ids = table.accounts["account"].to_numpy()
+    if ids.dtype == object or ids.dtype.kind in "US":
+        ids = ids.astype(object)
+        rows = np.array(sorted(range(ids.size), key=ids.__getitem__), dtype=np.int64)
+    else:
+        rows = np.argsort(ids, kind="stable")
+    sorted_ids = ids[rows]
+    return sorted_ids, rows, pd.Index(sorted_ids)
+
+
+def _accounts_of(index: pd.Index, ids) -> np.ndarray:
+    values = ids.to_numpy()
+    if index.dtype == object:
+        values = values.astype(object)
+    if index.is_monotonic_increasing and index.dtype.kind == "i" and len(index) and \
+            index[0] == 0 and index[-1] == len(index) - 1:
+        return values.astype(np.int64)  # ids 0..n-1: the id is the index
+    return index.get_indexer(values).astype(np.int64)
+
+
+def pack_table(table: BookTable, contracts: tuple) -> tuple[BookArrays, PackMeta]:
+    """The struct-of-arrays of a validated table, for the contracts ``contracts`` (the
+    paths' order).  Vectorised: no Python loop over rows."""
+    n_c = len(contracts)
+    ids, rows, index = _account_index(table)
     n_acc = ids.size
-    acc_pos = index.get_indexer(accounts["account"].to_numpy(object))
-    wallet = np.zeros(n_acc)
-    wallet[acc_pos] = accounts["wallet"].to_numpy(np.float64)
+    wallet = table.accounts["wallet"].to_numpy(np.float64)[rows]
 
     set_mode = np.zeros((n_acc, n_c), np.int8)
     lev_long = np.empty((n_acc, n_c))
-    lev_long[:] = default_leverage_by_contract[None, :]
+    lev_long[:] = default_leverage(table, contracts)[None, :]
     lev_short = lev_long.copy()
     auto_long = np.zeros((n_acc, n_c), np.bool_)
     auto_short = np.zeros((n_acc, n_c), np.bool_)
-    st = frames["settings"]
+    st = table.settings
     if len(st):
-        ci = st["contract"].map(cidx).to_numpy()
-        keep = ~pd.isna(ci)
-        st = st[keep]
-        ci = ci[keep].astype(np.int64)
-        ai = index.get_indexer(st["account"].to_numpy(object))
-        set_mode[ai, ci] = st["margin_mode"].map(_MODE_CODES).to_numpy(np.int8)
-        lev_long[ai, ci] = st["leverage_long"].to_numpy(np.float64)
-        lev_short[ai, ci] = st["leverage_short"].to_numpy(np.float64)
-        auto_long[ai, ci] = st["auto_add_long"].to_numpy(np.bool_)
-        auto_short[ai, ci] = st["auto_add_short"].to_numpy(np.bool_)
+        ci = _kernel_codes(st["contract"], contracts)
+        keep = ci >= 0
+        ci = ci[keep]
+        ai = _accounts_of(index, st["account"])[keep]
+        set_mode[ai, ci] = st["margin_mode"].cat.codes.to_numpy()[keep]
+        lev_long[ai, ci] = st["leverage_long"].to_numpy(np.float64)[keep]
+        lev_short[ai, ci] = st["leverage_short"].to_numpy(np.float64)[keep]
+        auto_long[ai, ci] = st["auto_add_long"].to_numpy(np.bool_)[keep]
+        auto_short[ai, ci] = st["auto_add_short"].to_numpy(np.bool_)[keep]
 
-    pos = frames["positions"]
-    orders = frames["orders"]
-    p_acc = index.get_indexer(pos["account"].to_numpy(object)).astype(np.int64)
-    p_c = pos["contract"].map(cidx).to_numpy(np.int64) if len(pos) else np.zeros(0, np.int64)
-    p_leg = pos["leg"].map(_LEG_CODES).to_numpy(np.int64) if len(pos) else np.zeros(0, np.int64)
-    o_acc = index.get_indexer(orders["account"].to_numpy(object)).astype(np.int64)
-    o_c = orders["contract"].map(cidx).to_numpy(np.int64) if len(orders) else np.zeros(0, np.int64)
-    o_leg = orders["leg"].map(_LEG_CODES).to_numpy(np.int64) if len(orders) else np.zeros(0, np.int64)
+    pos = table.positions
+    orders = table.orders
+    p_acc = _accounts_of(index, pos["account"])
+    p_c = _kernel_codes(pos["contract"], contracts)
+    p_leg = pos["leg"].cat.codes.to_numpy().astype(np.int64)
+    o_acc = _accounts_of(index, orders["account"])
+    o_c = _kernel_codes(orders["contract"], contracts)
+    o_leg = orders["leg"].cat.codes.to_numpy().astype(np.int64)
+    if (p_c < 0).any() or (o_c < 0).any():
+        raise ValueError("a position or order is on a contract without a price path")
     # one slot per (account, contract, leg) held or reachable by a resting order
     p_key = (p_acc * n_c + p_c) * 3 + p_leg
     o_key = (o_acc * n_c + o_c) * 3 + o_leg
-    keys = np.unique(np.concatenate([p_key, o_key]))
+    keys = np.unique(np.concatenate([p_key, o_key])) if len(orders) else np.sort(p_key)
     n_slots = keys.size
     s_acc = keys // (3 * n_c)
     s_contract = ((keys // 3) % n_c).astype(np.int32)
@@ -126,8 +143,8 @@ def pack_frames(frames: dict, contracts: tuple, default_leverage_by_contract: np
         s_qty[at] = pos["qty"].to_numpy(np.float64)
         s_entry[at] = pos["entry_price"].to_numpy(np.float64)
         s_wiso[at] = pos["wallet_iso"].to_numpy(np.float64)
-        s_tp[at] = pos["take_profit"].to_numpy(np.float64, na_value=np.nan)
-        s_sl[at] = pos["stop_loss"].to_numpy(np.float64, na_value=np.nan)
+        s_tp[at] = pos["take_profit"].to_numpy(np.float64)
+        s_sl[at] = pos["stop_loss"].to_numpy(np.float64)
 
     o_ids = orders["order_id"].to_numpy(np.int64)
     order = np.lexsort((o_ids, o_acc))
@@ -140,70 +157,53 @@ def pack_frames(frames: dict, contracts: tuple, default_leverage_by_contract: np
         orders["side"].to_numpy(np.int8)[order].copy(), orders["qty"].to_numpy(np.float64)[order].copy(),
         orders["price"].to_numpy(np.float64)[order].copy(), orders["reduce_only"].to_numpy(np.bool_)[order].copy(),
         np.ones(len(orders), np.bool_))
-    meta = PackMeta(ids, tuple(contracts), 0.0, 1)
+    meta = PackMeta(ids, rows, tuple(contracts), float(table.fees_collected), int(table.next_order_id))
     return bk, meta
 
 
-def default_leverage(book: Book, contracts: tuple) -> np.ndarray:
-    return np.array([min(book.default_leverage, float(book.contracts[s].brackets.max_leverage[0]))
-                     for s in contracts])
-
-
-def pack_book(book: Book, contracts: tuple) -> tuple[BookArrays, PackMeta]:
-    """The book's columnar export (``book.to_frames()``), packed."""
-    bk, meta = pack_frames(book.to_frames(), contracts, default_leverage(book, contracts))
-    meta.fees_collected = float(book.fees_collected)
-    meta.next_order_id = int(book.next_order_id)
-    return bk, meta
-
-
-@njit(**NB)
-def init_lp_nb(bk, ct, mm_entry):
-    """Cache every isolated liquidation price (NaN for cross and empty slots)."""
-    for a in range(bk.acc_wallet.size):
-        for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
-            c = bk.s_contract[p]
-            if bk.s_state[p] == SlotState.LIVE and bk.set_mode[a, c] == 1:
-                bk.s_lp[p] = isolated_lp_nb(ct, c, bk.s_side[p], bk.s_qty[p], bk.s_entry[p], bk.s_wiso[p], mm_entry)
-            else:
-                bk.s_lp[p] = np.nan
+def money_of(table: BookTable, fund: float) -> float:
+    """Wallets + isolated wallets + fund + fees: the money a run starts or ends with."""
+    return (float(table.accounts["wallet"].to_numpy(np.float64).sum())
+            + float(table.positions["wallet_iso"].to_numpy(np.float64).sum()) + fund + float(table.fees_collected))
 
 
 # -------------------------------------------------------------------- unpacking
-def unpack_book(base: Book, bk: BookArrays, meta: PackMeta, marks: dict, fees_collected: float,
-                next_order_id: int) -> Book:
-    """A new Book: ``base``'s contracts, accounts and settings, with wallets, positions and
-    orders read from the arrays."""
-    book = Book(default_leverage=base.default_leverage)
-    for symbol, c in base.contracts.items():
-        book.contracts[symbol] = Contract(symbol, c.brackets, c.maker_fee, c.taker_fee,
-                                          marks.get(symbol, c.mark_price))
-    book.fees_collected = float(fees_collected)
-    book.next_order_id = int(next_order_id)
-    index = {acct_id: a for a, acct_id in enumerate(meta.account_ids)}
-    contracts = meta.contracts
-    wallet = bk.acc_wallet.tolist()
-    slot0, ord0 = bk.acc_slot0.tolist(), bk.acc_ord0.tolist()
-    state, s_c, s_leg, s_side = bk.s_state.tolist(), bk.s_contract.tolist(), bk.s_leg.tolist(), bk.s_side.tolist()
-    s_qty, s_entry, s_wiso = bk.s_qty.tolist(), bk.s_entry.tolist(), bk.s_wiso.tolist()
-    s_tp, s_sl = bk.s_tp.tolist(), bk.s_sl.tolist()
-    o_live, o_id, o_c, o_leg = bk.o_live.tolist(), bk.o_id.tolist(), bk.o_contract.tolist(), bk.o_leg.tolist()
-    o_side, o_qty, o_price, o_ro = bk.o_side.tolist(), bk.o_qty.tolist(), bk.o_price.tolist(), bk.o_reduce_only.tolist()
-    for acct_id, old in base.accounts.items():
-        a = index[acct_id]
-        acct = Account(acct_id, wallet[a], old.position_mode, copy.deepcopy(old.settings))
-        for p in range(slot0[a], slot0[a + 1]):
-            if state[p] == SlotState.LIVE:
-                symbol = contracts[s_c[p]]
-                acct.positions[(symbol, s_leg[p])] = Position(
-                    acct_id, symbol, s_leg[p], s_side[p], s_qty[p], s_entry[p], s_wiso[p],
-                    None if s_tp[p] != s_tp[p] else s_tp[p], None if s_sl[p] != s_sl[p] else s_sl[p])
-        for i in range(ord0[a], ord0[a + 1]):
-            if o_live[i]:
-                acct.orders[o_id[i]] = Order(o_id[i], acct_id, contracts[o_c[i]], o_leg[i], o_side[i], o_qty[i],
-                                             o_price[i], bool(o_ro[i]))
-        book.accounts[acct_id] = acct
-    return book
+def unpack_table(base: BookTable, bk: BookArrays, meta: PackMeta, marks: dict, fees_collected: float,
+                 next_order_id: int) -> BookTable:
+    """A new table: ``base``'s contracts, accounts and settings, with wallets, positions and
+    orders read from the arrays and the contracts' marks set to ``marks``."""
+    n_acc = meta.account_ids.size
+    wallet = np.empty(n_acc)
+    wallet[meta.account_rows] = bk.acc_wallet
+    accounts = base.accounts.copy()
+    accounts["wallet"] = wallet
+    symbols = base.symbols
+    to_table = np.array([symbols.index(s) for s in meta.contracts], np.int64)
+
+    live = np.flatnonzero(bk.s_state == SlotState.LIVE)
+    s_acc = np.repeat(np.arange(n_acc), np.diff(bk.acc_slot0))[live]
+    positions = pd.DataFrame({
+        "account": meta.account_ids[s_acc],
+        "contract": pd.Categorical.from_codes(to_table[bk.s_contract[live]].astype(np.int32), categories=symbols),
+        "leg": pd.Categorical.from_codes(bk.s_leg[live].astype(np.int8), categories=list(LEG_WORDS)),
+        "side": bk.s_side[live].astype(np.int8), "qty": bk.s_qty[live], "entry_price": bk.s_entry[live],
+        "wallet_iso": bk.s_wiso[live], "take_profit": bk.s_tp[live], "stop_loss": bk.s_sl[live]})
+    o_live = np.flatnonzero(bk.o_live)
+    o_acc = np.repeat(np.arange(n_acc), np.diff(bk.acc_ord0))[o_live]
+    orders = pd.DataFrame({
+        "order_id": bk.o_id[o_live], "account": meta.account_ids[o_acc],
+        "contract": pd.Categorical.from_codes(to_table[bk.o_contract[o_live]].astype(np.int32), categories=symbols),
+        "leg": pd.Categorical.from_codes(bk.o_leg[o_live].astype(np.int8), categories=list(LEG_WORDS)),
+        "side": bk.o_side[o_live].astype(np.int8), "qty": bk.o_qty[o_live], "price": bk.o_price[o_live],
+        "reduce_only": bk.o_reduce_only[o_live].astype(np.bool_)})
+    if meta.account_ids.dtype == object:
+        positions["account"] = positions["account"].astype(base.accounts["account"].dtype)
+        orders["account"] = orders["account"].astype(base.accounts["account"].dtype)
+    contracts = base.contracts.copy()
+    contracts["mark_price"] = [float(marks[s]) if s in marks else m
+                               for s, m in zip(contracts["contract"], contracts["mark_price"])]
+    return base.replace(contracts=contracts, accounts=accounts, positions=positions, orders=orders,
+                        fees_collected=float(fees_collected), next_order_id=int(next_order_id))
 
 
 # ----------------------------------------------------------------------- events
@@ -211,6 +211,11 @@ _REFUSAL_CODES = {Refusal.REDUCE_ONLY_ONE_WAY: "reduce_only_opens", Refusal.NO_L
                   Refusal.CLOSE_EXCEEDS: "close_exceeds_position", Refusal.REDUCE_ONLY_HEDGE: "reduce_only_opens",
                   Refusal.BEYOND_BANKRUPTCY: "beyond_bankruptcy", Refusal.LEVERAGE_CAP: "leverage_cap",
                   Refusal.INSUFFICIENT_MARGIN: "insufficient_margin"}
+# kernel Reason code -> REASON_CODES entry
+_REASON_CODE = {Reason.NONE: "", Reason.FUNDING_RATE: "funding_rate", Reason.FILL_REFUSED: "fill_refused",
+                Reason.TP_REFUSED: "tp_refused", Reason.SL_REFUSED: "sl_refused",
+                Reason.CANCEL_LIQUIDATION: "liquidation_cancel", Reason.FUND_PAID: "fund_paid",
+                Reason.ADL_BANKRUPT: "adl_bankrupt", Reason.ADL_COUNTERPARTY: "adl_counterparty"}
 
 
 def _position_name(side: int, qty: float, symbol: str, leg: int, account) -> str:
@@ -244,6 +249,7 @@ def refusal_message(rcode: int, account, symbol: str, leg: int, pos_side: int, r
 
 
 def _reason(reason: int, rcode: int, ival: int, side: int, account, symbol, leg: int, r) -> str:
+    """The sentence of one kernel event (the reference engine's ``reason`` text)."""
     if reason == Reason.NONE:
         return ""
     if reason == Reason.FUNDING_RATE:
@@ -265,45 +271,100 @@ def _reason(reason: int, rcode: int, ival: int, side: int, account, symbol, leg:
 
 
 def gather_events(ev) -> tuple[np.ndarray, np.ndarray]:
-    """All recorded events (ints, floats) in the reference engine's order."""
+    """All recorded events (ints, floats), buffer row after buffer row."""
     ints = np.concatenate([ev.ints[r, :ev.count[r]] for r in range(ev.count.size)])
     floats = np.concatenate([ev.floats[r, :ev.count[r]] for r in range(ev.count.size)])
     return ints, floats
 
 
+def _reason_text(ints: np.ndarray, floats: np.ndarray, meta: PackMeta) -> pd.Categorical:
+    """The ``reason`` sentences, rendered once per distinct sentence: funding by its rate,
+    the fixed ADL words as they are, and one at a time only for the events that carry their
+    own numbers (refusals, cancels, fund payments)."""
+    n = ints.shape[0]
+    reason = ints[:, EvI.REASON]
+    text = np.full(n, "", dtype=object)
+    fund = np.flatnonzero(reason == Reason.FUNDING_RATE)
+    if fund.size:
+        rates, inv = np.unique(floats[fund, EvF.R0], return_inverse=True)
+        text[fund] = np.array([f"rate {r:g}" for r in rates], dtype=object)[inv]
+    text[reason == Reason.ADL_BANKRUPT] = "bankrupt side"
+    text[reason == Reason.ADL_COUNTERPARTY] = "counterparty"
+    rest = np.flatnonzero((reason != Reason.NONE) & (reason != Reason.FUNDING_RATE)
+                          & (reason != Reason.ADL_BANKRUPT) & (reason != Reason.ADL_COUNTERPARTY))
+    for i in rest.tolist():
+        e, f = ints[i], floats[i]
+        c, leg = int(e[EvI.CONTRACT]), int(e[EvI.LEG])
+        text[i] = _reason(int(e[EvI.REASON]), int(e[EvI.RCODE]), int(e[EvI.IVAL]), int(e[EvI.SIDE]),
+                          _plain_id(meta.account_ids[e[EvI.ACCOUNT]]), meta.contracts[c] if c >= 0 else None, leg,
+                          f[EvF.R0:EvF.R3 + 1])
+    return pd.Categorical(text)
+
+
+def _plain_id(value):
+    return int(value) if isinstance(value, np.integer) else value
+
+
 def events_frame(ints: np.ndarray, floats: np.ndarray, meta: PackMeta, timestamps: np.ndarray,
                  action_events: list[dict]) -> pd.DataFrame:
-    """Kernel events and the tape's events (already dicts, stage ACTIONS) as one frame,
-    sorted by (step, point, stage, contract for funding, account, sequence)."""
+    """Kernel events and the tape's events (dicts, stage ACTIONS) as one columnar frame,
+    sorted by (step, point, stage, sub-stage, account -- 0 in the serial bad-debt stage --,
+    sequence), stably: the reference engine's order."""
     n = ints.shape[0]
-    ids = meta.account_ids
-    symbols = meta.contracts
-    rows = []
-    E, F = EvI, EvF
-    it = ints.tolist()
-    ft = floats.tolist()
-    for i in range(n):
-        e, f = it[i], ft[i]
-        acct = ids[e[E.ACCOUNT]]
-        c = e[E.CONTRACT]
-        leg = e[E.LEG]
-        symbol = symbols[c] if c >= 0 else None
-        rows.append({
-            "step": e[E.T], "point": e[E.K], "timestamp": None, "account": acct, "contract": symbol,
-            "leg": LEG_NAMES[leg] if leg >= 0 else None, "kind": EVENT_KINDS[e[E.KIND]], "side": e[E.SIDE],
-            "qty": f[F.QTY], "price": f[F.PRICE], "amount": f[F.AMOUNT], "fee": f[F.FEE], "wallet": f[F.WALLET],
-            "wallet_iso": f[F.WALLET_ISO],
-            "reason": _reason(e[E.REASON], e[E.RCODE], e[E.IVAL], e[E.SIDE], acct, symbol, leg,
-                              f[F.R0:F.R3 + 1]),
-            "_k": (e[E.T], e[E.K], e[E.STAGE], e[E.SUB], 0 if e[E.STAGE] == Stage.BAD_DEBT else e[E.ACCOUNT],
-                   e[E.SEQ]),
-        })
-    for j, d in enumerate(action_events):
-        row = dict(d)
-        row["_k"] = (d["step"], d["point"], Stage.ACTIONS, 0, 0, j)
-        rows.append(row)
-    rows.sort(key=lambda r: r["_k"])
-    for r in rows:
-        del r["_k"]
-        r["timestamp"] = pd.Timestamp(timestamps[r["step"]])
-    return pd.DataFrame(rows, columns=EVENT_COLUMNS)
+    symbols = list(meta.contracts)
+    c = ints[:, EvI.CONTRACT]
+    leg = ints[:, EvI.LEG]
+    reason_codes = np.array([_REASON_CODE.get(r, "") for r in range(max(_REASON_CODE) + 1)], dtype=object)
+    kernel = pd.DataFrame({
+        "step": ints[:, EvI.T].astype(np.int64), "point": ints[:, EvI.K].astype(np.int64), "timestamp": None,
+        "account": meta.account_ids[ints[:, EvI.ACCOUNT]],
+        "contract": pd.Categorical.from_codes(c.astype(np.int32), categories=symbols),
+        "leg": pd.Categorical.from_codes(leg.astype(np.int8), categories=list(LEG_WORDS)),
+        "kind": pd.Categorical.from_codes(ints[:, EvI.KIND].astype(np.int8), categories=list(EVENT_KINDS)),
+        "side": ints[:, EvI.SIDE].astype(np.int64),
+        "qty": floats[:, EvF.QTY], "price": floats[:, EvF.PRICE], "amount": floats[:, EvF.AMOUNT],
+        "fee": floats[:, EvF.FEE], "wallet": floats[:, EvF.WALLET], "wallet_iso": floats[:, EvF.WALLET_ISO],
+        "reason": _reason_text(ints, floats, meta),
+        "reason_code": pd.Categorical(reason_codes[ints[:, EvI.REASON]], categories=list(REASON_CODES)),
+    }, columns=EVENT_COLUMNS)
+    stage = ints[:, EvI.STAGE].astype(np.int64)
+    keys = [ints[:, EvI.T].astype(np.int64), ints[:, EvI.K].astype(np.int64), stage,
+            ints[:, EvI.SUB].astype(np.int64),
+            np.where(stage == Stage.BAD_DEBT, 0, ints[:, EvI.ACCOUNT]).astype(np.int64),
+            ints[:, EvI.SEQ].astype(np.int64)]
+    if action_events:
+        tape = events_from_records(action_events)
+        m = len(tape)
+        keys = [np.concatenate([k, extra]) for k, extra in zip(keys, (
+            tape["step"].to_numpy(np.int64), tape["point"].to_numpy(np.int64), np.full(m, Stage.ACTIONS, np.int64),
+            np.zeros(m, np.int64), np.zeros(m, np.int64), np.arange(m, dtype=np.int64)))]
+        frame = _concat_events(kernel, tape)
+    else:
+        frame = kernel
+    order = np.lexsort(keys[::-1])
+    frame = frame.take(order).reset_index(drop=True)
+    frame["timestamp"] = pd.to_datetime(np.asarray(timestamps)[frame["step"].to_numpy()])
+    return frame
+
+
+def _concat_events(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Two event frames as one, with the union of each categorical column's categories."""
+    out = {}
+    for col in EVENT_COLUMNS:
+        x, y = a[col], b[col]
+        if isinstance(x.dtype, pd.CategoricalDtype) or isinstance(y.dtype, pd.CategoricalDtype):
+            cats = list(dict.fromkeys([*_cats(x), *_cats(y)]))
+            out[col] = pd.Categorical(np.concatenate([x.astype(object).to_numpy(), y.astype(object).to_numpy()]),
+                                      categories=cats)
+        elif col == "account":
+            values = np.concatenate([x.to_numpy(object), y.to_numpy(object)])
+            out[col] = values.astype(np.int64) if x.dtype.kind == "i" and y.dtype.kind == "i" else values
+        else:
+            out[col] = np.concatenate([x.to_numpy(), y.to_numpy()])
+    return pd.DataFrame(out, columns=EVENT_COLUMNS)
+
+
+def _cats(s: pd.Series) -> list:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return list(s.cat.categories)
+    return [v for v in pd.unique(s.astype(object)) if v is not None and v == v]

@@ -34,7 +34,7 @@ from ..book import Account, Book, Position
 from ..enums import LEG_NAMES, Leg, MarginMode
 from ..errors import Refused
 from ..inputs import PricePaths, ScheduledAction, bar_points
-from ..result import EVENT_COLUMNS, STEP_COLUMNS, Result, steps_frame
+from ..result import STEP_COLUMNS, Result, events_from_records, steps_frame
 
 LONG_VIEW, SHORT_VIEW = 0, 1
 
@@ -156,9 +156,9 @@ class ReferenceEngine:
             book.contracts[symbol].mark_price = float(self.paths.ohlc[-1, c, 3])
         self.ledger.update(money_start=money_start, money_end=self.money(), insurance_fund=self.fund,
                            trading_fees=book.fees_collected)
-        events = pd.DataFrame(self.events, columns=EVENT_COLUMNS)
+        events = events_from_records(self.events)
         steps = steps_frame(self.steps)
-        return Result(events, steps, book, ledger=self.ledger)
+        return Result(events, steps, book.to_table(), ledger=self.ledger, _book=book)
 
     def money(self) -> float:
         book = self.book
