@@ -115,14 +115,17 @@ def account_equity(table: BookTable) -> pd.DataFrame:
     auto = np.zeros(len(acc), bool)
     if len(pos):
         rows = index.get_indexer(pos["account"].to_numpy())
-        marks = table.contracts.set_index("contract")["mark_price"]
-        mark = marks.reindex(pos["contract"].astype(object)).to_numpy(np.float64)
+        symbols = table.symbols
+        marks = table.contracts["mark_price"].to_numpy(np.float64)
+        p_c = pos["contract"].cat.codes.to_numpy().astype(np.int64)  # categories are the table's symbols
+        mark = marks[p_c]
         upnl = pos["side"].to_numpy(np.float64) * pos["qty"].to_numpy() * (mark - pos["entry_price"].to_numpy())
         upnl = np.where(np.isnan(mark), 0.0, upnl)
         st = table.settings
-        key = pd.MultiIndex.from_arrays([st["account"].to_numpy(), st["contract"].astype(object).to_numpy()])
-        at = key.get_indexer(pd.MultiIndex.from_arrays([pos["account"].to_numpy(),
-                                                        pos["contract"].astype(object).to_numpy()]))
+        n_c = max(1, len(symbols))
+        key = pd.Index(index.get_indexer(st["account"].to_numpy()).astype(np.int64) * n_c
+                       + st["contract"].cat.codes.to_numpy().astype(np.int64))
+        at = key.get_indexer(rows.astype(np.int64) * n_c + p_c)
         iso = st["margin_mode"].cat.codes.to_numpy()[at] == MarginMode.ISOLATED
         leg = pos["leg"].cat.codes.to_numpy()
         side = pos["side"].to_numpy()

@@ -559,7 +559,8 @@ class _OutputFolder:
         table = _arrow(frame)
         writer = self.writers.get(file)
         if writer is None:
-            writer = self.writers[file] = pq.ParquetWriter(self.tmp / file, table.schema)
+            text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)]
+            writer = self.writers[file] = pq.ParquetWriter(self.tmp / file, table.schema, use_dictionary=text)
         elif table.schema != writer.schema:
             table = table.cast(writer.schema)
         writer.write_table(table)
@@ -619,7 +620,8 @@ class _OutputFolder:
 
 def _arrow(frame: pd.DataFrame):
     """An Arrow table of a result frame with one schema for every variant: categoricals as
-    dictionary<int32, string>, mixed-type object columns (account ids, None legs) as strings."""
+    dictionary<int32, string>, text as strings, mixed-type object columns (account ids,
+    None legs) as strings."""
     import pyarrow as pa
 
     arrays = []
@@ -629,11 +631,15 @@ def _arrow(frame: pd.DataFrame):
             codes = s.cat.codes.to_numpy().astype(np.int32)
             arrays.append(pa.DictionaryArray.from_arrays(
                 pa.array(codes, mask=codes < 0), pa.array([str(c) for c in s.cat.categories], pa.string())))
-        elif s.dtype == object or str(s.dtype) == "str":
-            arrays.append(pa.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-                                    for v in s.tolist()], pa.string()))
-        else:
-            arrays.append(pa.array(s.to_numpy()))
+            continue
+        if s.dtype == object or str(s.dtype) == "str":
+            try:
+                arrays.append(pa.array(s, type=pa.string(), from_pandas=True))
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: spell each value
+                arrays.append(pa.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+                                        for v in s.tolist()], pa.string()))
+            continue
+        arrays.append(pa.array(s.to_numpy()))
     return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
 
 
