@@ -155,3 +155,40 @@ def test_real_crash_scenario_needs_shared_data(tmp_path):
     btc = paths["BTCUSDT"]
     assert len(btc) == 134 and btc["low"].min() == 48888.0  # PROVENANCE.md: 134 rows, low 48,888.00
     assert "BTCUSDT_PERP_1m_20240805" in source
+
+
+def test_population_file_written_by_the_table_runs_and_matches_the_drawn_one(tmp_path):
+    """population.file reads a Parquet folder written by BookTable.write_parquet (the
+    scenario's market supplies the brackets), and gives the same run as the drawn population."""
+    from riskcore.scenarios import build_paths, build_table, run_to_folder
+
+    scenario = load_scenario(write(tmp_path, SMALL))
+    cfg = scenario.variants[0][1]
+    paths, _ = build_paths(scenario, cfg)
+    drawn = build_table(scenario, cfg, paths)
+    drawn.write_parquet(tmp_path / "pop")
+    text = SMALL.replace("accounts = 40\n    positions_per_account = 1\n    leverage = [10, 20, 50]\n",
+                         'file = "pop"\n').replace("population = { isolated_share = 1.0 }",
+                                                   'market = { liquidation_fee_rate = 0.02 }')
+    from_file = load_scenario(write(tmp_path, text, "f.toml"))
+    assert build_table(from_file, from_file.variants[0][1], paths) == drawn
+    out, summary, times, _ = run_to_folder(from_file, tmp_path / "out")
+    first, _, _, _ = run_to_folder(scenario, tmp_path / "out-drawn")
+    a = pd.read_parquet(out / "events.parquet")
+    b = pd.read_parquet(first / "events.parquet")
+    cross = lambda f: f[f["variant"] == "cross"].drop(columns="variant").reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(cross(a), cross(b))
+    assert summary.loc["cross", "accounts"] == 40
+    assert set(times.phases) == {"build", "simulate", "read-outs", "write", "report"}
+    assert 0 < times.kernel <= times.phases["simulate"]
+
+
+def test_run_prints_its_phases_and_an_honest_total(tmp_path, capsys):
+    scenario = write(tmp_path, SMALL)
+    assert main(["run", str(scenario), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("time:")][0]
+    for phase in ("build", "simulate", "read-outs", "write", "report", "the kernels' own time"):
+        assert phase in line, line
+    import json
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert set(run["phases"]) == {"build", "simulate", "read-outs", "write", "report"}
