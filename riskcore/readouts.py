@@ -2,8 +2,9 @@
 
 :meth:`Book.positions_frame` and :meth:`Book.accounts_frame` walk the object model
 one position at a time in Python.  The functions here compute the same numbers from
-the tables of :mod:`riskcore.columns` (the output of :meth:`Book.to_frames`) with
-numpy and a few numba kernels, without building a :class:`~riskcore.book.Book`:
+the book's tables (:data:`riskcore.table.SCHEMA`: :meth:`Book.to_frames`, or
+:meth:`riskcore.table.BookTable.frames`) with numpy and a few numba kernels, without
+building a :class:`~riskcore.book.Book`:
 
 * :func:`position_readouts` -- ``Book.positions_frame()`` plus ``effective_leverage``;
 * :func:`account_readouts` -- ``Book.accounts_frame()``;
@@ -37,7 +38,7 @@ are therefore bit-identical to the Book's read-outs for tables written by
 Inputs are checked as far as the read-outs need (tables and columns present, known
 accounts and contracts, valid spellings, one position per (account, contract, leg),
 one settings row per (account, contract), a usable mark for every contract with a
-position); :meth:`Book.from_frames` validates everything else.  A position or order
+position); :meth:`BookTable.from_frames` validates everything else.  A position or order
 without a settings row gets the defaults ``Book.settings`` reports (cross, the
 book's default leverage capped by the first tier, auto-add off).  Every bad input
 raises ``ValueError`` naming the table, column or contract.
@@ -53,7 +54,7 @@ from numba import njit
 
 from . import margin as fm
 from .brackets import COLUMNS as BRACKET_COLUMNS, Brackets
-from .columns import SCHEMA
+from .table import SCHEMA
 from .enums import (LEG_NAMES, MARGIN_MODE_NAMES, POSITION_MODE_NAMES, Leg, MarginMode, parse_leg,
                     parse_margin_mode, parse_position_mode)
 from .errors import BracketError
@@ -344,7 +345,7 @@ def account_walk_nb(pos_start, pos_order, contract, leg, side, qty, entry_px, wa
             iw += wallet_iso[p]
             if isolated[p]:
                 x = wallet_iso[p] + upnl[p]
-                ie += x
+                ie += x if x > 0.0 else 0.0
             else:
                 u += upnl[p]
                 m += mm[p]
@@ -666,8 +667,9 @@ def _floats(frame: pd.DataFrame, name: str) -> np.ndarray:
 def _bools(frame: pd.DataFrame, name: str, table: str) -> np.ndarray:
     values = frame[name].to_numpy()
     if values.dtype.kind != "b":
-        if pd.isna(values).any():
-            raise ValueError(f"table {table!r}, column {name!r}: missing value")
+        kind = pd.api.types.infer_dtype(values, skipna=False)
+        if kind not in ("boolean", "empty"):
+            raise ValueError(f"table {table!r}, column {name!r}: must be true or false (found {kind} values)")
         values = values.astype(np.bool_)
     return _fresh(values)
 
@@ -946,10 +948,10 @@ def position_readouts(frames: Mapping[str, pd.DataFrame], marks: Mapping[str, fl
     Parameters
     ----------
     frames : mapping of str to pandas.DataFrame
-        The book's tables (:data:`riskcore.columns.SCHEMA`), as :meth:`Book.to_frames`
-        gives them.  ``contract``, ``leg``, ``margin_mode`` and ``position_mode`` may be
-        object, str or Categorical columns; ``account`` int64 or object (all ints or
-        all strs).
+        The book's tables (:data:`riskcore.table.SCHEMA`), as :meth:`Book.to_frames` or
+        :meth:`BookTable.frames` give them.  ``contract``, ``leg``, ``margin_mode`` and
+        ``position_mode`` may be object, str or Categorical columns; ``account`` int64 or
+        object (all ints or all strs).
     marks : mapping of str to float, optional
         Mark prices by contract; contracts left out take the contracts table's
         ``mark_price``.

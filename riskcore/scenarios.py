@@ -569,9 +569,8 @@ class _OutputFolder:
         from . import readouts, report
 
         t0 = time.perf_counter()
-        final = result.final.frames()
-        positions = readouts.position_readouts(final)
-        accounts = readouts.account_readouts(final)
+        views = readouts.readouts(result.final.frames())
+        positions, accounts = views["positions"], views["accounts"]
         outcomes = report._account_outcomes(result, start_table, name)
         self.digests[name] = report.digest(result, start_table, name, outcomes)
         self.times.add("read-outs", time.perf_counter() - t0)

@@ -180,14 +180,19 @@ def unpack_table(base: BookTable, bk: BookArrays, meta: PackMeta, marks: dict, f
     symbols = base.symbols
     to_table = np.array([symbols.index(s) for s in meta.contracts], np.int64)
 
-    live = np.flatnonzero(bk.s_state == SlotState.LIVE)
-    s_acc = np.repeat(np.arange(n_acc), np.diff(bk.acc_slot0))[live]
+    is_live = bk.s_state == SlotState.LIVE
+    if is_live.all():  # every slot still open: the kernel's arrays become the table's columns, uncopied
+        live = slice(None)
+        s_acc = np.repeat(np.arange(n_acc), np.diff(bk.acc_slot0))
+    else:
+        live = np.flatnonzero(is_live)
+        s_acc = np.repeat(np.arange(n_acc), np.diff(bk.acc_slot0))[live]
     positions = pd.DataFrame({
         "account": meta.account_ids[s_acc],
         "contract": pd.Categorical.from_codes(to_table[bk.s_contract[live]].astype(np.int32), categories=symbols),
         "leg": pd.Categorical.from_codes(bk.s_leg[live].astype(np.int8), categories=list(LEG_WORDS)),
-        "side": bk.s_side[live].astype(np.int8), "qty": bk.s_qty[live], "entry_price": bk.s_entry[live],
-        "wallet_iso": bk.s_wiso[live], "take_profit": bk.s_tp[live], "stop_loss": bk.s_sl[live]})
+        "side": bk.s_side[live], "qty": bk.s_qty[live], "entry_price": bk.s_entry[live],
+        "wallet_iso": bk.s_wiso[live], "take_profit": bk.s_tp[live], "stop_loss": bk.s_sl[live]}, copy=False)
     o_live = np.flatnonzero(bk.o_live)
     o_acc = np.repeat(np.arange(n_acc), np.diff(bk.acc_ord0))[o_live]
     orders = pd.DataFrame({
