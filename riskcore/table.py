@@ -226,7 +226,15 @@ def _lookup(table: str, frame: pd.DataFrame, ids: np.ndarray, account_index: pd.
     """Row of each id in the accounts table (fails on unknown accounts)."""
     if account_index.dtype == object and ids.dtype != object:
         ids = ids.astype(object)
-    at = account_index.get_indexer(ids)
+    values = account_index.to_numpy()
+    if ids.dtype == np.int64 and values.dtype == np.int64 and len(values) and account_index.is_monotonic_increasing:
+        if values[0] == 0 and values[-1] == len(values) - 1:  # ids 0..n-1 (drawn populations): the id is the row
+            at = np.where((ids >= 0) & (ids < len(values)), ids, -1)
+        else:  # sorted ids: a binary search, then a check that the id is there
+            at = np.minimum(np.searchsorted(values, ids), len(values) - 1)
+            at = np.where(values[at] == ids, at, -1)
+    else:
+        at = account_index.get_indexer(ids)
     _fail_at(table, frame, at < 0, "account", "unknown account (not in table 'accounts')")
     return at
 
@@ -235,6 +243,14 @@ def _duplicated(*keys: np.ndarray) -> np.ndarray:
     """True at every row whose key repeats an earlier row's."""
     if not keys[0].size:
         return np.zeros(0, bool)
+    spans = [int(k.max()) - int(k.min()) + 1 for k in keys] if all(k.dtype.kind in "iu" for k in keys) else None
+    if spans is not None and math.prod(spans) < 2 ** 62:  # integer codes: one int64 key, hashed once
+        combined = np.zeros(keys[0].size, np.int64)
+        for k, span in zip(keys, spans):
+            combined = combined * span + (k.astype(np.int64) - int(k.min()))
+        return pd.Index(combined).duplicated()
+    if len(keys) == 1:
+        return pd.Index(keys[0]).duplicated()
     return pd.DataFrame({i: k for i, k in enumerate(keys)}).duplicated().to_numpy()
 
 

@@ -51,7 +51,7 @@ def test_bench_quick_writes_its_json(tmp_path):
     out = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--out", str(out)]) == 0
     results = json.loads(out.read_text())
-    assert set(results["cases"]) == {"main_20k_x_360", "scale_accounts_5k", "scale_steps_90"}
+    assert {"main_20k_x_360", "scale_accounts_5k", "scale_steps_90", "run_20k_x1"} <= set(results["cases"])
     main_case = results["cases"]["main_20k_x_360"]
     assert main_case["position_steps_per_s"] > 0 and main_case["dense_same_book"]
     assert results["compile"]["cold_compile"]["warmup_seconds"] > 0
