@@ -58,7 +58,8 @@ def make_book(n_accounts: int, seed: int = 0) -> BookArrays:
         auto, auto.copy(), np.tile(np.arange(n_c, dtype=np.int32), n_accounts), leg, side,
         np.ones(n, np.int8), qty, entry, wiso, tp, sl, np.full(n, np.nan),
         np.arange(1, o_acc.size + 1, dtype=np.int64), np.zeros(o_acc.size, np.int32), leg[first].copy(),
-        o_side.copy(), qty[first] * 0.5, o_price, np.zeros(o_acc.size, np.bool_), np.ones(o_acc.size, np.bool_))
+        o_side.copy(), qty[first] * 0.5, o_price, np.zeros(o_acc.size, np.bool_), np.ones(o_acc.size, np.bool_),
+        hedge.copy(), np.ones((n_accounts, n_c), np.bool_), np.tile(np.arange(n_c, dtype=np.int64), n_accounts))
 
 
 def make_market(n_steps: int, seed: int = 1) -> Market:

@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from ..book import Account, Book, Contract, Order, Position
-from ..enums import LEG_NAMES, SIDE_NAMES
+from ..book import Account, Book, Contract, Order, Position, Settings
+from ..enums import LEG_NAMES, PositionMode
 from ..result import EVENT_COLUMNS, EVENT_KINDS
-from .enums import EvF, EvI, Reason, Refusal, SlotState, Stage
+from .enums import EvF, EvI, Reason, SlotState, Stage
 from .margin_nb import isolated_lp_nb
 from .options import NB
 from .state import BookArrays, ContractArrays
+from .text import REFUSAL_CODES as _REFUSAL_CODES, refusal_message  # noqa: F401 (re-exported)
 
 _LEG_CODES = {"both": 0, "long": 1, "short": 2}
 _MODE_CODES = {"cross": 0, "isolated": 1}
@@ -75,6 +76,9 @@ def pack_frames(frames: dict, contracts: tuple, default_leverage_by_contract: np
     wallet = np.zeros(n_acc)
     wallet[acc_pos] = accounts["wallet"].to_numpy(np.float64)
 
+    acc_hedge = np.zeros(n_acc, np.bool_)
+    acc_hedge[acc_pos] = accounts["position_mode"].to_numpy(object) == "hedge"
+    set_stored = np.zeros((n_acc, n_c), np.bool_)
     set_mode = np.zeros((n_acc, n_c), np.int8)
     lev_long = np.empty((n_acc, n_c))
     lev_long[:] = default_leverage_by_contract[None, :]
@@ -88,6 +92,7 @@ def pack_frames(frames: dict, contracts: tuple, default_leverage_by_contract: np
         st = st[keep]
         ci = ci[keep].astype(np.int64)
         ai = index.get_indexer(st["account"].to_numpy(object))
+        set_stored[ai, ci] = True
         set_mode[ai, ci] = st["margin_mode"].map(_MODE_CODES).to_numpy(np.int8)
         lev_long[ai, ci] = st["leverage_long"].to_numpy(np.float64)
         lev_short[ai, ci] = st["leverage_short"].to_numpy(np.float64)
@@ -119,8 +124,10 @@ def pack_frames(frames: dict, contracts: tuple, default_leverage_by_contract: np
     s_wiso = np.zeros(n_slots)
     s_tp = np.full(n_slots, np.nan)
     s_sl = np.full(n_slots, np.nan)
+    s_seq = np.zeros(n_slots, np.int64)
     if len(pos):
         at = np.searchsorted(keys, p_key)
+        s_seq[at] = np.arange(len(pos))  # rows are in each account's dict order
         s_state[at] = SlotState.LIVE
         s_side[at] = pos["side"].to_numpy(np.int8)
         s_qty[at] = pos["qty"].to_numpy(np.float64)
@@ -139,7 +146,7 @@ def pack_frames(frames: dict, contracts: tuple, default_leverage_by_contract: np
         o_ids[order].copy(), o_c[order].astype(np.int32), o_leg[order].astype(np.int8),
         orders["side"].to_numpy(np.int8)[order].copy(), orders["qty"].to_numpy(np.float64)[order].copy(),
         orders["price"].to_numpy(np.float64)[order].copy(), orders["reduce_only"].to_numpy(np.bool_)[order].copy(),
-        np.ones(len(orders), np.bool_))
+        np.ones(len(orders), np.bool_), acc_hedge, set_stored, s_seq)
     meta = PackMeta(ids, tuple(contracts), 0.0, 1)
     return bk, meta
 
@@ -206,43 +213,33 @@ def unpack_book(base: Book, bk: BookArrays, meta: PackMeta, marks: dict, fees_co
     return book
 
 
+def unpack_modes(book: Book, bk: BookArrays, meta: PackMeta) -> Book:
+    """Bring an :func:`unpack_book` result up to the arrays' position modes and settings (the
+    tape's actions change them) and put each account's positions in the arrays' dict
+    order (``s_seq``).  Settings of contracts outside the paths are left as they are."""
+    index = {acct_id: a for a, acct_id in enumerate(meta.account_ids)}
+    hedge = bk.acc_hedge.tolist()
+    stored, mode = bk.set_stored.tolist(), bk.set_mode.tolist()
+    lev_l, lev_s = bk.set_lev_long.tolist(), bk.set_lev_short.tolist()
+    auto_l, auto_s = bk.set_auto_long.tolist(), bk.set_auto_short.tolist()
+    slot0, state, seq = bk.acc_slot0.tolist(), bk.s_state.tolist(), bk.s_seq.tolist()
+    s_c, s_leg = bk.s_contract.tolist(), bk.s_leg.tolist()
+    for acct_id, acct in book.accounts.items():
+        a = index[acct_id]
+        acct.position_mode = PositionMode.HEDGE if hedge[a] else PositionMode.ONE_WAY
+        for c, symbol in enumerate(meta.contracts):
+            if stored[a][c]:
+                acct.settings[symbol] = Settings(mode[a][c], lev_l[a][c], lev_s[a][c], auto_l[a][c], auto_s[a][c])
+            else:
+                acct.settings.pop(symbol, None)
+        if len(acct.positions) > 1:
+            live = sorted((seq[p], p) for p in range(slot0[a], slot0[a + 1]) if state[p] == SlotState.LIVE)
+            keys = [(meta.contracts[s_c[p]], s_leg[p]) for _, p in live]
+            acct.positions = {key: acct.positions[key] for key in keys}
+    return book
+
+
 # ----------------------------------------------------------------------- events
-_REFUSAL_CODES = {Refusal.REDUCE_ONLY_ONE_WAY: "reduce_only_opens", Refusal.NO_LEG: "no_position",
-                  Refusal.CLOSE_EXCEEDS: "close_exceeds_position", Refusal.REDUCE_ONLY_HEDGE: "reduce_only_opens",
-                  Refusal.BEYOND_BANKRUPTCY: "beyond_bankruptcy", Refusal.LEVERAGE_CAP: "leverage_cap",
-                  Refusal.INSUFFICIENT_MARGIN: "insufficient_margin"}
-
-
-def _position_name(side: int, qty: float, symbol: str, leg: int, account) -> str:
-    """``Position.name``."""
-    where = "" if leg == 0 else f" {LEG_NAMES[leg]} leg"
-    return f"{SIDE_NAMES[side]} {qty:g} {symbol}{where} of account {account!r}"
-
-
-def refusal_message(rcode: int, account, symbol: str, leg: int, pos_side: int, r) -> str:
-    """The text of the Book's ``Refused`` exception for a kernel refusal code."""
-    r0, r1, r2, r3 = (float(x) for x in r)
-    word = "buy" if r0 > 0 else "sell"
-    if rcode == Refusal.REDUCE_ONLY_ONE_WAY:
-        what = "no position" if r1 == 0 else f"the position is {SIDE_NAMES[int(r1)]}"
-        return f"reduce-only {word} of {symbol} for account {account!r}: {what} to reduce"
-    if rcode == Refusal.NO_LEG:
-        return f"account {account!r} has no {symbol} {LEG_NAMES[leg]} leg to close"
-    if rcode == Refusal.CLOSE_EXCEEDS:
-        return f"{word} {r1:g} exceeds {_position_name(int(r3), r2, symbol, leg, account)}"
-    if rcode == Refusal.REDUCE_ONLY_HEDGE:
-        return f"reduce-only order would open the {symbol} {LEG_NAMES[leg]} leg of account {account!r}"
-    if rcode == Refusal.BEYOND_BANKRUPTCY:
-        return (f"closing {r0:g} of {_position_name(pos_side, r3, symbol, leg, account)} at {r1:g} would lose more "
-                f"than its isolated margin (bankruptcy price {r2:g}); such a position is liquidated, not closed")
-    if rcode == Refusal.LEVERAGE_CAP:
-        return (f"account {account!r}: {SIDE_NAMES[int(r0)]} {symbol} notional {r1:,.2f} is above the {r2:,.0f} "
-                f"that {r3:g}x allows in the {symbol} brackets")
-    if rcode == Refusal.INSUFFICIENT_MARGIN:
-        return f"account {account!r}: {word} {r1:g} {symbol} would leave initial margin uncovered (short by {r2:,.2f})"
-    return f"refusal {rcode}"
-
-
 def _reason(reason: int, rcode: int, ival: int, side: int, account, symbol, leg: int, r) -> str:
     if reason == Reason.NONE:
         return ""
