@@ -387,8 +387,76 @@ def test_a_row_on_a_contract_without_a_path_is_an_input_error():
        st.sampled_from(["mark", "entry"]))
 def test_random_tapes_of_every_kind_match_the_reference(specs, path_spec, tape_spec, model, basis):
     book = build_book(specs)
-    ref, got = run_both(book, build_paths(path_spec), build_any_tape(tape_spec), model, basis, block=2)
+    ref, got = run_both(book, build_paths(path_spec), build_any_tape(tape_spec, book), model, basis, block=2)
     assert_same(ref, got)
+
+
+def seeded_tape(book, n_rows: int, n_steps: int, seed: int) -> list[dict]:
+    """Mostly valid rows of every kind (legs as the account's mode wants 90% of the time),
+    so that orders rest, fill, get cancelled, and the Book's state-dependent refusals come up."""
+    rng = np.random.default_rng(seed)
+    ids = list(book.accounts)
+    kinds = ["market"] * 6 + ["limit"] * 5 + ["cancel"] * 2 + ["add_margin", "remove_margin", "set_leverage",
+                                                                  "set_margin_mode", "set_position_mode",
+                                                                  "set_auto_add_margin", "set_tp_sl", "deposit",
+                                                                  "withdraw"]
+    hedge = {a: book.accounts[a].position_mode == 1 for a in ids}
+    rows = []
+    for _ in range(n_rows):
+        kind = str(rng.choice(kinds))
+        a = ids[rng.integers(len(ids))]
+        side = str(rng.choice(["buy", "sell"]))
+        row = at(int(rng.integers(n_steps)), kind, account=a, contract=str(rng.choice(CONTRACTS)))
+        if rng.random() < 0.9:
+            leg = ("long" if side == "buy" else "short") if hedge[a] else None
+            if kind not in ("market", "limit") and hedge[a]:
+                leg = str(rng.choice(["long", "short"]))
+        else:
+            leg = rng.choice([None, "long", "short"])
+        if leg is not None:
+            row["leg"] = leg
+        if kind in ("market", "limit"):
+            row.update(side=side, qty=float(rng.uniform(0.2, 25.0)))
+            if rng.random() < 0.15:
+                row["reduce_only"] = True
+            if kind == "limit":
+                row["price"] = float(100.0 * (1 + rng.normal(0, 0.05)))
+                row["tag"] = f"t{rng.integers(6)}"
+        elif kind == "cancel":
+            row = at(row["timestamp"].minute, "cancel", **({"tag": f"t{rng.integers(6)}"} if rng.random() < 0.6
+                                                           else {"order_id": int(rng.integers(1, 40))}))
+        elif kind in ("add_margin", "remove_margin", "deposit", "withdraw"):
+            row["amount"] = float(rng.uniform(1.0, 400.0))
+        elif kind == "set_leverage":
+            row["leverage"] = int(rng.choice([2, 5, 10, 20, 25, 50]))
+        elif kind == "set_margin_mode":
+            row["mode"] = str(rng.choice(["cross", "isolated"]))
+        elif kind == "set_position_mode":
+            row["mode"] = str(rng.choice(["one-way", "hedge"]))
+        elif kind == "set_auto_add_margin":
+            row["enabled"] = bool(rng.random() < 0.7)
+        elif kind == "set_tp_sl":
+            row["take_profit"] = float(100.0 * (1 + rng.normal(0, 0.1)))
+            if rng.random() < 0.7:
+                row["stop_loss"] = float(100.0 * (1 + rng.normal(0, 0.1)))
+        if kind in ("set_position_mode", "deposit", "withdraw"):
+            row.pop("contract", None)
+            row.pop("leg", None)
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_seeded_tapes_of_every_kind_match_the_reference(seed):
+    from test_kernel_differential import seeded_book
+
+    book, paths, _ = seeded_book(200 + seed, 30)
+    n_steps = len(paths["BTCUSDT"])
+    tape = seeded_tape(book, 300, n_steps, seed)
+    model = ["close", "ohlc", "worst"][seed % 3]
+    ref, got = run_both(book, paths, tape, model, ["mark", "entry"][seed % 2], block=4)
+    assert_same(ref, got)
+    assert {"order", "fill", "action"} <= set(got.events["kind"])
 
 
 # ---------------------------------------------------------------- a long stream
