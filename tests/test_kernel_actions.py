@@ -29,10 +29,10 @@ from riskcore.reference import ReferenceEngine
 FLAT = ((0.0, 0.002, 0.002, 0.0), (0.0, 0.002, 0.002, 0.0))  # a quiet bar of both contracts
 
 
-def run_both(book, paths, tape, model="ohlc", basis="mark", fee=0.01, fund=0.0, **kw):
-    """Reference engine and kernels on the same book, paths and tape (no funding)."""
+def run_both(book, paths, tape, model="ohlc", basis="mark", fee=0.01, fund=0.0, funding=None, **kw):
+    """Reference engine and kernels on the same book, paths, tape and funding."""
     pp = PricePaths.from_frames(paths)
-    rates = funding_by_step(None, pp)
+    rates = funding_by_step(funding, pp)
     ref = ReferenceEngine(book.copy(), pp, rates, schedule_tape(tape, pp), liquidation_fee_rate=fee,
                           insurance_fund=fund, liquidation_slippage=0.0, intrabar=model, mm_basis=basis).run()
     kw.setdefault("on_overflow", "raise")
@@ -347,6 +347,23 @@ def test_actions_then_the_market_moves(model, basis):
     assert_same(ref, got)
     _, awake = run_both(hand_book(), build_paths(spec), tape, model, basis, block=2, sleep=False)
     assert_same(ref, awake)
+
+
+@pytest.mark.parametrize("model", ["close", "ohlc"])
+def test_funding_at_a_tape_bar_wakes_the_accounts_it_pays(model):
+    """Account 1 (cross long 10 @ 100, wallet 100, excess 90) sleeps through flat bars; at bar 5
+    funding of 9.5% takes 95 from it, below its maintenance margin, while the tape deposits
+    into another account: account 1 must be looked at in bar 5, as on a bar without actions."""
+    book = base_book()
+    book.add_account(1, wallet=100.0)
+    book.market_order(1, "BTCUSDT", "buy", 10.0, 100.0)
+    book.add_account(2, wallet=1_000.0)
+    book.set_marks({s: START for s in CONTRACTS})
+    tape = [at(5, "deposit", account=2, amount=10.0)]
+    funding = {s: pd.DataFrame({"timestamp": [stamp(5)], "rate": [0.095]}) for s in CONTRACTS}
+    ref, got = run_both(book, build_paths([FLAT] * 10), tape, model, funding=funding)
+    assert (ref.events["kind"] == "liquidation").sum() == 1
+    assert_same(ref, got)
 
 
 def test_a_dataframe_tape_with_float_ids():

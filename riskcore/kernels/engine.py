@@ -24,7 +24,7 @@ from .enums import Glob, Intrabar, Ledger
 from .actions_nb import apply_tape_nb
 from .pack import (PackMeta, contract_arrays, events_frame, gather_events, init_lp_nb, pack_book, pack_frames,
                    unpack_book, unpack_modes)
-from .state import Market, Params, empty_events, new_levels, new_scratch
+from .state import Market, Params, empty_events, new_levels, new_scratch, wake_all
 from .step_nb import funding_only_nb, run_steps_nb
 from .tape import encode_tape, prepare_tape, tape_events
 
@@ -111,6 +111,8 @@ class _Run:
         for ts in self.tape.steps:
             self.steps(t0, ts, resume, progress)
             funding_only_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, ts)
+            if np.any(self.mk.rates[ts] != 0.0):  # funding paid every position: look at every account
+                wake_all(self.sc, ts)
             self.apply_actions(ts)
             t0, resume = ts, True
         self.steps(t0, n_steps, resume, progress)
