@@ -94,8 +94,9 @@ class Tape:
         return np.unique(self.arrays.step).tolist()
 
 
-class _NoPath(Exception):
-    """A contract the book has but the paths do not: the run cannot take the row."""
+class _Unsupported(Exception):
+    """A row the run cannot take (the message says why): a contract the book has but the
+    paths do not, an unhashable tag."""
 
 
 # ------------------------------------------------------------- the Book's checks
@@ -151,7 +152,7 @@ class _Encoder:
 
     def path(self, c: int, symbol) -> int:
         if c < 0:
-            raise _NoPath(symbol)
+            raise _Unsupported(f"contract {symbol!r} has no price path")
         return c
 
     def tag(self, tag) -> int:
@@ -189,7 +190,7 @@ class _Encoder:
                 try:
                     out["tag"][i] = self.tag(f["tag"])
                 except TypeError:
-                    raise _NoPath(f"an unhashable tag {f['tag']!r}") from None
+                    raise _Unsupported(f"tag {f['tag']!r} is not hashable") from None
         elif name == "cancel":
             if "order_id" in f:
                 order_id = int(f["order_id"])
@@ -282,8 +283,8 @@ def encode_tape(actions: list[ScheduledAction], account_ids, contracts: tuple,
                 account[i] = enc.acc.get(f.get("account"), -1)
             except TypeError:
                 account[i] = -1
-        except _NoPath as exc:
-            raise InputError(f"tape row {action.row}: contract {exc.args[0]!r} has no price path") from None
+        except _Unsupported as exc:
+            raise InputError(f"tape row {action.row}: {exc.args[0]}") from None
     if n and np.any(np.diff(step) < 0):
         raise ValueError("the actions must be sorted by bar (as schedule_tape returns them)")
     return Tape(TapeArrays(**out), list(actions), static, len(enc.tags))
