@@ -156,3 +156,64 @@ def event_key(events: pd.DataFrame) -> list[tuple]:
         out.append(tuple((None if np.isnan(v) else round(float(v), 6)) if isinstance(v, float) else v
                          for v in row))
     return out
+
+
+# ---------------------------------------------------- tapes of every action kind
+# Values the Book takes and values it refuses (unknown account 9 and contract XRPUSDT, bad
+# words, non-positive or non-numeric amounts), so that every refusal can come up.
+_accounts = st.sampled_from([1, 2, 3, 4, 5] * 3 + [9])
+_contracts = st.sampled_from(list(CONTRACTS) * 6 + ["XRPUSDT"])
+_sides = st.sampled_from(["buy", "sell"] * 4 + ["long", -1, "up"])
+# "auto": the leg the account's position mode wants (see build_any_tape), most of the time
+_legs = st.sampled_from(["auto"] * 16 + [None, "long", "short", "both", "middle"])
+_qtys = st.one_of(*[st.floats(0.1, 30.0)] * 8, st.sampled_from([0.0, -1.0, "abc"]))
+_prices = st.one_of(*[st.floats(70.0, 130.0)] * 8, st.sampled_from([0.0, "x"]))
+_amounts = st.one_of(*[st.floats(1.0, 1_500.0)] * 8, st.sampled_from([0.0, -5.0]))
+_triggers = st.one_of(st.none(), st.floats(50.0, 150.0), st.floats(50.0, 150.0), st.sampled_from(["clear", -3.0, "high"]))
+_tags = st.sampled_from(["a", "b", "c"])
+
+
+def _row(action: str, **fields):
+    return st.fixed_dictionaries({"action": st.just(action), **fields})
+
+
+_market = _row("market", account=_accounts, contract=_contracts, side=_sides, qty=_qtys, leg=_legs,
+               reduce_only=st.sampled_from([None, None, True]))
+_limit = _row("limit", account=_accounts, contract=_contracts, side=_sides, qty=_qtys, price=_prices, leg=_legs,
+              reduce_only=st.sampled_from([None, None, True]), tag=st.one_of(st.none(), _tags))
+any_action = st.one_of(
+    _market, _market, _market, _limit, _limit, _limit,
+    _row("cancel", tag=_tags),
+    _row("cancel", order_id=st.integers(1, 12)),
+    _row("add_margin", account=_accounts, contract=_contracts, amount=_amounts, leg=_legs),
+    _row("remove_margin", account=_accounts, contract=_contracts, amount=_amounts, leg=_legs),
+    _row("set_leverage", account=_accounts, contract=_contracts, leg=_legs,
+         leverage=st.sampled_from([1, 2, 5, 10, 20, 25, 50, 100, 0.5])),
+    _row("set_margin_mode", account=_accounts, contract=_contracts,
+         mode=st.sampled_from(["cross", "isolated", "isolated", "sideways"])),
+    _row("set_position_mode", account=_accounts, mode=st.sampled_from(["one-way", "hedge", "hedge", "circular"])),
+    _row("set_auto_add_margin", account=_accounts, contract=_contracts, leg=_legs, enabled=st.booleans()),
+    _row("set_tp_sl", account=_accounts, contract=_contracts, leg=_legs, take_profit=_triggers,
+         stop_loss=_triggers),
+    _row("deposit", account=_accounts, amount=_amounts),
+    _row("withdraw", account=_accounts, amount=_amounts),
+)
+any_tape_specs = st.lists(st.tuples(st.integers(0, 3), any_action), max_size=25)
+
+
+def build_any_tape(spec, book: Book | None = None) -> list[dict]:
+    """Tape rows (with timestamps one minute apart, as :func:`build_paths`) from ``any_tape_specs``;
+    optional fields drawn as None are left out.  A leg drawn as "auto" is the one the
+    account's position mode in ``book`` wants (hedge: the side's leg; one-way: none)."""
+    rows = []
+    for step, entry in spec:
+        row = {"timestamp": pd.Timestamp("2025-01-01") + pd.Timedelta(minutes=step)}
+        row.update({k: v for k, v in entry.items() if v is not None})
+        if row.get("leg") == "auto":
+            acct = book.accounts.get(row.get("account")) if book is not None else None
+            if acct is not None and acct.position_mode == 1:
+                row["leg"] = "short" if row.get("side") == "sell" else "long"
+            else:
+                del row["leg"]
+        rows.append(row)
+    return rows

@@ -200,8 +200,6 @@ def test_kernels_and_table_never_import_book_or_reference_at_module_level():
         assert not bad, (path.name, bad)
 
 
-@pytest.mark.xfail(strict=True, reason="tape actions still run through the reference engine on an unpacked "
-                                       "Book (issue 9, item 4: actions in the kernels)")
 def test_kernels_never_import_book_or_reference_at_all():
     for path in (PACKAGE / "kernels").glob("*.py"):
         bad = {i for i in _imports(path, False) if i.startswith(("riskcore.book", "riskcore.reference"))}

@@ -49,6 +49,16 @@ def find_slot_nb(bk, a, c, leg):
 
 
 @njit(**NB)
+def next_seq_nb(bk, a):
+    """A ``s_seq`` above every slot of account ``a``: a position opened now comes last in
+    the Book's dict (the order in which it names a blocking position)."""
+    top = -1
+    for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
+        top = max(top, bk.s_seq[p])
+    return top + 1
+
+
+@njit(**NB)
 def refresh_lp_nb(bk, ct, a, p, mm_entry):
     """Re-cache the isolated liquidation price of slot ``p`` after its state changed."""
     c = bk.s_contract[p]
@@ -245,6 +255,7 @@ def fill_nb(bk, ct, a, p, c, leg, side, qty, price, fee_rate, reduce_only, cur, 
     w0 = bk.acc_wallet[a]
     st0, sd0, q0, e0, wi0, tp0, sl0, lp0 = (bk.s_state[p], bk.s_side[p], bk.s_qty[p], bk.s_entry[p],
                                             bk.s_wiso[p], bk.s_tp[p], bk.s_sl[p], bk.s_lp[p])
+    seq0 = bk.s_seq[p]
     realized = 0.0
     if close_qty > 0:
         realized = pside * close_qty * (price - bk.s_entry[p])
@@ -263,6 +274,7 @@ def fill_nb(bk, ct, a, p, c, leg, side, qty, price, fee_rate, reduce_only, cur, 
             bk.s_state[p] = SlotState.EMPTY
     if open_qty > 0:
         if bk.s_state[p] != SlotState.LIVE:
+            bk.s_seq[p] = next_seq_nb(bk, a)  # a new entry goes last in the Book's dict
             bk.s_state[p] = SlotState.LIVE
             bk.s_side[p] = open_side
             bk.s_qty[p] = 0.0
@@ -289,6 +301,7 @@ def fill_nb(bk, ct, a, p, c, leg, side, qty, price, fee_rate, reduce_only, cur, 
             bk.acc_wallet[a] = w0
             bk.s_state[p], bk.s_side[p], bk.s_qty[p], bk.s_entry[p] = st0, sd0, q0, e0
             bk.s_wiso[p], bk.s_tp[p], bk.s_sl[p], bk.s_lp[p] = wi0, tp0, sl0, lp0
+            bk.s_seq[p] = seq0
             return code, qty, 0.0, 0.0, r0, r1, r2, r3
     refresh_lp_nb(bk, ct, a, p, mm_entry)
     return Refusal.OK, qty, realized, fee, 0.0, 0.0, 0.0, 0.0

@@ -8,7 +8,8 @@ import hashlib
 import os
 from pathlib import Path
 
-NOT_COMPILED = ("__init__.py", "engine.py", "cache.py", "pack.py")  # Python drivers: editing them leaves the kernels valid
+NOT_COMPILED = ("__init__.py", "engine.py", "cache.py", "pack.py", "tape.py", "text.py")  # Python drivers:
+# editing them leaves the kernels valid
 
 
 def sync_cache(folders=None) -> None:

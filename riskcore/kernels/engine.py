@@ -3,10 +3,11 @@
 Phases: pack (the book table -> struct-of-arrays, paths -> dense ``[n_steps, n_contracts, 4]``)
 -> run the kernels bar by bar -> unpack into a :class:`~riskcore.result.Result` whose final
 state is a :class:`~riskcore.table.BookTable` and whose events are a columnar frame.  Bars
-that carry tape actions are split: the kernel settles the bar's funding, the reference
-engine's own ``run_actions`` applies the actions to an unpacked book (every refusal
-exactly as the reference), the book is packed again and the kernel resumes at the bar's
-limit fills.
+that carry tape actions are split: the kernel settles the bar's funding,
+:func:`~riskcore.kernels.actions_nb.apply_tape_nb` applies the bar's actions (every
+refusal as the Book's), and the kernel resumes at the bar's limit fills.  The tape is
+encoded once (:mod:`riskcore.kernels.tape`), and the book packed with room for the slots
+and orders it may add.  Nothing here imports the Book or the reference engine.
 """
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ from ..inputs import PricePaths, bar_points
 from ..result import Result, steps_from_array
 from ..table import BookTable
 from .account_nb import init_lp_nb
+from .actions_nb import apply_tape_nb
 from .enums import Glob, Intrabar, Ledger
 from .pack import contract_arrays, events_frame, gather_events, money_of, pack_table, unpack_table
-from .state import Market, Params, empty_events, new_levels, new_scratch, resize_slots, wake_all
+from .state import Market, Params, empty_events, new_levels, new_scratch, wake_all
 from .step_nb import funding_only_nb, run_steps_nb
+from .tape import encode_tape, prepare_tape, tape_events
 
 INTRABAR_CODES = {"close": Intrabar.CLOSE, "ohlc": Intrabar.OHLC, "worst": Intrabar.WORST}
 DEFAULT_BLOCK = 1024
@@ -74,6 +77,9 @@ class _Run:
         self.ct = contract_arrays(book, contracts)
         self.mk = market_arrays(book, paths, rates, intrabar)
         self.bk, self.meta = pack_table(book, contracts)
+        self.tape = encode_tape(self.actions, self.meta.account_ids, contracts, tuple(book.symbols))
+        self.bk, self.tst = prepare_tape(self.bk, self.tape, self.meta.next_order_id)
+        self.tev = empty_events(1, max(1, len(self.actions)))  # one event per action: never full
         init_lp_nb(self.bk, self.ct, params.mm_entry)
         n_acc = self.bk.acc_wallet.size
         n_blocks = max(1, -(-n_acc // params.block))
@@ -86,7 +92,6 @@ class _Run:
         self.action_ledger = {"realized_pnl": 0.0, "deposits": 0.0}
         self.fees_kernel_base = 0.0  # the book's fees at the last pack, beyond the kernel's own sums
         self.fees_base = self.meta.fees_collected
-        self.next_order_id = self.meta.next_order_id
         self.kernel_seconds = 0.0  # time inside the stepping kernels (for honest phase timings)
 
     def kernel_fees(self) -> float:
@@ -94,19 +99,22 @@ class _Run:
 
     def current_table(self, marks: dict) -> BookTable:
         return unpack_table(self.base, self.bk, self.meta, marks, self.fees_base + self.kernel_fees(),
-                            self.next_order_id)
+                            int(self.tst.ids[0]), with_tape=bool(self.actions))
 
     def run(self, progress=None) -> None:
         n_steps = self.paths.n_steps
-        action_steps = sorted({a.step for a in self.actions})
-        engine = None
         t0, resume = 0, False
-        for ts in action_steps:
+        for ts in self.tape.steps:
             self.steps(t0, ts, resume, progress)
+            start = time.perf_counter()
             funding_only_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, ts)
-            engine = self.apply_actions(ts, engine)
+            if np.any(self.mk.rates[ts] != 0.0):  # funding paid every position: look at every account
+                wake_all(self.sc, ts)
+            self.apply_actions(ts)
+            self.kernel_seconds += time.perf_counter() - start
             t0, resume = ts, True
         self.steps(t0, n_steps, resume, progress)
+        self.tape_results()
 
     def steps(self, t0: int, t1: int, resume: bool, progress) -> None:
         """Bars ``t0:t1`` in one kernel call, or in chunks of about 1% of the run when
@@ -125,38 +133,18 @@ class _Run:
             progress(end)
             t0, resume = end, False
 
-    def apply_actions(self, ts: int, engine):
-        """The tape's actions of bar ``ts`` through the reference engine's own code."""
-        from ..book import Book
-        from ..reference.engine import ReferenceEngine
+    def apply_actions(self, ts: int) -> None:
+        """The tape's actions of bar ``ts``, in the kernel (every account they change wakes)."""
+        lo, hi = self.tape.bounds(ts)
+        apply_tape_nb(self.bk, self.ct, self.mk, self.pr, self.tape.arrays, self.tst, self.sc, self.tev, lo, hi, ts)
 
-        cur = bar_points(self.mk.ohlc[ts], self.intrabar)[0]
-        marks = {symbol: float(cur[c, 0]) for c, symbol in enumerate(self.paths.contracts)}
-        book = Book.from_table(self.current_table(marks))
-        if engine is None:
-            engine = ReferenceEngine(book, self.paths, self.rates, [a for a in self.actions], liquidation_fee_rate=0.0,
-                                     insurance_fund=0.0, liquidation_slippage=0.0, intrabar=self.intrabar,
-                                     mm_basis=self.mm_basis)
-        engine.book = book
-        engine.t, engine.k, engine.timestamp = ts, 0, pd.Timestamp(self.paths.timestamps[ts])
-        engine.events = []
-        engine.run_actions(cur)
-        self.action_events.extend(engine.events)
-        # repack: the tape may have opened positions, placed orders, changed settings
-        blk_ledger = self.sc.blk_ledger.copy()
-        self.base = book.to_table()  # settings and accounts now come from the book the tape edited
-        self.bk, meta = pack_table(self.base, tuple(self.paths.contracts))
-        init_lp_nb(self.bk, self.ct, self.pr.mm_entry)
-        self.meta = meta
-        self.sc = resize_slots(self.sc, self.bk.s_qty.size)
-        wake_all(self.sc, ts)  # the tape may have changed any account
-        self.sc.blk_ledger[:] = blk_ledger
-        self.sc.blk_ledger[:, Ledger.FEES] = 0.0
-        self.fees_base = meta.fees_collected
-        self.next_order_id = meta.next_order_id
-        self.action_ledger["realized_pnl"] = engine.ledger["realized_pnl"]
-        self.action_ledger["deposits"] = engine.ledger["deposits"]
-        return engine
+    def tape_results(self) -> None:
+        """The tape's events (as the reference's dicts) and its share of the ledger."""
+        n = int(self.tev.count[0])
+        self.action_events = tape_events(self.tev.ints[0, :n], self.tev.floats[0, :n], self.tape,
+                                         self.meta.account_ids, self.meta.contracts)
+        self.action_ledger["realized_pnl"] = float(self.tst.ledger[0])
+        self.action_ledger["deposits"] = float(self.tst.ledger[1])
 
     def overflow(self) -> int:
         return int(self.ev.overflow.sum())

@@ -26,7 +26,7 @@ class _EventKind(NamedTuple):  # the index into riskcore.result.EVENT_KINDS
 class _Stage(NamedTuple):
     """Where an event comes from inside a point; events sort by (step, point, stage, ...)."""
     FUNDING: int = 0
-    ACTIONS: int = 1  # the tape, applied in Python between kernel segments
+    ACTIONS: int = 1  # the tape (kernels/actions_nb.py), between kernel segments
     FILLS: int = 2
     TP_SL: int = 3
     TOPUPS: int = 4
@@ -64,6 +64,62 @@ class _Refusal(NamedTuple):
     BEYOND_BANKRUPTCY: int = 5  # r0 close qty, r1 price, r2 bankruptcy price, r3 position qty
     LEVERAGE_CAP: int = 6  # r0 side, r1 notional, r2 cap, r3 leverage
     INSUFFICIENT_MARGIN: int = 7  # r0 order side, r1 qty, r2 shortfall
+
+
+class _Action(NamedTuple):
+    """Tape action kinds, in the order of ``riskcore.inputs.ACTIONS`` (see kernels/tape.py)."""
+    MARKET: int = 0
+    LIMIT: int = 1
+    CANCEL: int = 2
+    ADD_MARGIN: int = 3
+    REMOVE_MARGIN: int = 4
+    SET_LEVERAGE: int = 5
+    SET_MARGIN_MODE: int = 6
+    SET_POSITION_MODE: int = 7
+    SET_AUTO_ADD_MARGIN: int = 8
+    SET_TP_SL: int = 9
+    DEPOSIT: int = 10
+    WITHDRAW: int = 11
+
+
+class _TapeRefusal(NamedTuple):
+    """Why the Book refused a tape action (kernels/actions_nb.py), with the float payload
+    ``r0..r3`` of its event; :func:`riskcore.kernels.tape.tape_events` writes the text.
+    A refused event's contract/leg/side ints name the blocking position or order where
+    there is one.  ``FILL + r`` is a market fill refused by ``fill_nb`` with Refusal ``r``."""
+    OK: int = 0
+    STATIC: int = 1  # judged before the run from the row alone (text kept by tape.py)
+    ORDER_LEG_HEDGE: int = 2  # Book._order_leg, ValueError
+    ORDER_LEG_ONE_WAY: int = 3
+    POS_LEG_HEDGE: int = 4  # Book._find_position, ValueError
+    POS_LEG_ONE_WAY: int = 5
+    NO_POSITION: int = 6
+    NOT_ISOLATED: int = 7  # r0 position side, r1 position qty
+    ADD_FREE: int = 8  # r0 side, r1 qty, r2 free balance
+    REMOVE_MOST: int = 9  # r0 side, r1 qty, r2 most removable
+    LEV_ONE_WAY_LEG: int = 10  # ValueError
+    LEV_LEGS_DIFFER: int = 11  # r0 the other leg's leverage
+    LEV_ABOVE_MAX: int = 12  # r0 the first tier's max leverage
+    LEV_CAP: int = 13  # r0 side, r1 notional, r2 cap, r3 leverage (set_leverage and limit)
+    LEV_MARGIN: int = 14  # r0 shortfall
+    BLOCKED_POS: int = 15  # r0 side, r1 qty of the blocking position (event contract/leg: its)
+    BLOCKED_ORDER: int = 16  # r0 id, r1 qty, r2 price, r3 side of the blocking order (contract/leg: its)
+    CROSS_LEGS_DIFFER: int = 17  # r0 long leverage, r1 short leverage
+    AUTO_CROSS: int = 18
+    AUTO_ONE_WAY_LEG: int = 19  # ValueError
+    TP_CROSSED: int = 20  # r0 side, r1 qty, r2 mark
+    SL_CROSSED: int = 21
+    TP_INVALID: int = 22  # ValueError, text from the row
+    SL_INVALID: int = 23
+    TAG_UNKNOWN: int = 24  # KeyError
+    NO_ORDER: int = 25  # KeyError, r0 order id
+    WITHDRAW_MOST: int = 26  # r0 most withdrawable
+    LIMIT_RO_HEDGE: int = 27  # r0 order id (the id the order would have had)
+    LIMIT_NO_LEG: int = 28  # r0 order id
+    LIMIT_RO_NOTHING: int = 29  # r0 order id, r1 position side (0: none)
+    LIMIT_CLOSE_EXCEEDS: int = 30  # r0 order id, r1 position qty
+    LIMIT_MARGIN: int = 31  # r0 order id, r1 shortfall
+    FILL: int = 32  # + Refusal code; payload as fill_nb's
 
 
 class _AccountFlag(NamedTuple):
@@ -143,6 +199,8 @@ Stage = _Stage()
 SlotState = _SlotState()
 Reason = _Reason()
 Refusal = _Refusal()
+Action = _Action()
+TapeRefusal = _TapeRefusal()
 AccountFlag = _AccountFlag()
 Intrabar = _Intrabar()
 EvI = _EvI()

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..enums import LEG_NAMES, SIDE_NAMES
 from ..result import EVENT_COLUMNS, EVENT_KINDS, LEG_WORDS, REASON_CODES, events_from_records
-from ..table import BookTable
-from .enums import EvF, EvI, Reason, Refusal, SlotState, Stage
+from ..table import MARGIN_MODES as MARGIN_WORDS, POSITION_MODES as POSITION_WORDS, BookTable
+from .enums import EvF, EvI, Reason, SlotState, Stage
 from .state import BookArrays, ContractArrays
+from .text import REFUSAL_CODES as _REFUSAL_CODES, refusal_message  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -91,6 +91,8 @@ def pack_table(table: BookTable, contracts: tuple) -> tuple[BookArrays, PackMeta
     n_acc = ids.size
     wallet = table.accounts["wallet"].to_numpy(np.float64)[rows]
 
+    acc_hedge = table.accounts["position_mode"].cat.codes.to_numpy()[rows] == 1
+    set_stored = np.zeros((n_acc, n_c), np.bool_)
     set_mode = np.zeros((n_acc, n_c), np.int8)
     lev_long = np.empty((n_acc, n_c))
     lev_long[:] = default_leverage(table, contracts)[None, :]
@@ -103,6 +105,7 @@ def pack_table(table: BookTable, contracts: tuple) -> tuple[BookArrays, PackMeta
         keep = ci >= 0
         ci = ci[keep]
         ai = _accounts_of(index, st["account"])[keep]
+        set_stored[ai, ci] = True
         set_mode[ai, ci] = st["margin_mode"].cat.codes.to_numpy()[keep]
         lev_long[ai, ci] = st["leverage_long"].to_numpy(np.float64)[keep]
         lev_short[ai, ci] = st["leverage_short"].to_numpy(np.float64)[keep]
@@ -136,8 +139,10 @@ def pack_table(table: BookTable, contracts: tuple) -> tuple[BookArrays, PackMeta
     s_wiso = np.zeros(n_slots)
     s_tp = np.full(n_slots, np.nan)
     s_sl = np.full(n_slots, np.nan)
+    s_seq = np.zeros(n_slots, np.int64)
     if len(pos):
         at = np.searchsorted(keys, p_key)
+        s_seq[at] = np.arange(len(pos))  # the table's row order: each account's positions in the Book's dict order
         s_state[at] = SlotState.LIVE
         s_side[at] = pos["side"].to_numpy(np.int8)
         s_qty[at] = pos["qty"].to_numpy(np.float64)
@@ -156,7 +161,7 @@ def pack_table(table: BookTable, contracts: tuple) -> tuple[BookArrays, PackMeta
         o_ids[order].copy(), o_c[order].astype(np.int32), o_leg[order].astype(np.int8),
         orders["side"].to_numpy(np.int8)[order].copy(), orders["qty"].to_numpy(np.float64)[order].copy(),
         orders["price"].to_numpy(np.float64)[order].copy(), orders["reduce_only"].to_numpy(np.bool_)[order].copy(),
-        np.ones(len(orders), np.bool_))
+        np.ones(len(orders), np.bool_), acc_hedge, set_stored, s_seq)
     meta = PackMeta(ids, rows, tuple(contracts), float(table.fees_collected), int(table.next_order_id))
     return bk, meta
 
@@ -169,9 +174,12 @@ def money_of(table: BookTable, fund: float) -> float:
 
 # -------------------------------------------------------------------- unpacking
 def unpack_table(base: BookTable, bk: BookArrays, meta: PackMeta, marks: dict, fees_collected: float,
-                 next_order_id: int) -> BookTable:
-    """A new table: ``base``'s contracts, accounts and settings, with wallets, positions and
-    orders read from the arrays and the contracts' marks set to ``marks``."""
+                 next_order_id: int, with_tape: bool = False) -> BookTable:
+    """A new table: ``base``'s contracts and accounts with wallets, positions and orders read
+    from the arrays and the contracts' marks set to ``marks``.  ``with_tape``: the tape may
+    have changed position modes and settings, and reopened positions, so those are read
+    from the arrays too (settings of contracts without a path stay as in ``base``) and each
+    account's positions are put in the Book's dict order (``s_seq``)."""
     n_acc = meta.account_ids.size
     wallet = np.empty(n_acc)
     wallet[meta.account_rows] = bk.acc_wallet
@@ -179,9 +187,20 @@ def unpack_table(base: BookTable, bk: BookArrays, meta: PackMeta, marks: dict, f
     accounts["wallet"] = wallet
     symbols = base.symbols
     to_table = np.array([symbols.index(s) for s in meta.contracts], np.int64)
+    settings = base.settings
+    if with_tape:
+        hedge = np.empty(n_acc, np.int8)
+        hedge[meta.account_rows] = bk.acc_hedge
+        accounts["position_mode"] = pd.Categorical.from_codes(hedge, categories=list(POSITION_WORDS))
+        settings = _settings_of(base, bk, meta, to_table)
 
     is_live = bk.s_state == SlotState.LIVE
-    if is_live.all():  # every slot still open: the kernel's arrays become the table's columns, uncopied
+    if with_tape or bk.o_id.size:  # positions may have opened or reopened: by account, then the Book's dict order
+        s_owner = np.repeat(np.arange(n_acc), np.diff(bk.acc_slot0))
+        live = np.flatnonzero(is_live)
+        live = live[np.lexsort((bk.s_seq[live], s_owner[live]))]
+        s_acc = s_owner[live]
+    elif is_live.all():  # every slot still open: the kernel's arrays become the table's columns, uncopied
         live = slice(None)
         s_acc = np.repeat(np.arange(n_acc), np.diff(bk.acc_slot0))
     else:
@@ -207,50 +226,33 @@ def unpack_table(base: BookTable, bk: BookArrays, meta: PackMeta, marks: dict, f
     contracts = base.contracts.copy()
     contracts["mark_price"] = [float(marks[s]) if s in marks else m
                                for s, m in zip(contracts["contract"], contracts["mark_price"])]
-    return base.replace(contracts=contracts, accounts=accounts, positions=positions, orders=orders,
-                        fees_collected=float(fees_collected), next_order_id=int(next_order_id))
+    return base.replace(contracts=contracts, accounts=accounts, settings=settings, positions=positions,
+                        orders=orders, fees_collected=float(fees_collected), next_order_id=int(next_order_id))
+
+
+def _settings_of(base: BookTable, bk: BookArrays, meta: PackMeta, to_table: np.ndarray) -> pd.DataFrame:
+    """The settings rows the arrays hold (``set_stored``), in account order, and ``base``'s
+    rows for contracts without a path."""
+    a, c = np.nonzero(bk.set_stored)
+    ours = pd.DataFrame({
+        "account": meta.account_ids[a],
+        "contract": pd.Categorical.from_codes(to_table[c].astype(np.int32), categories=base.symbols),
+        "margin_mode": pd.Categorical.from_codes(bk.set_mode[a, c].astype(np.int8), categories=list(MARGIN_WORDS)),
+        "leverage_long": bk.set_lev_long[a, c], "leverage_short": bk.set_lev_short[a, c],
+        "auto_add_long": bk.set_auto_long[a, c].astype(np.bool_),
+        "auto_add_short": bk.set_auto_short[a, c].astype(np.bool_)})
+    if meta.account_ids.dtype == object:
+        ours["account"] = ours["account"].astype(base.accounts["account"].dtype)
+    other = base.settings[~base.settings["contract"].isin(meta.contracts).to_numpy()]
+    return pd.concat([ours, other], ignore_index=True) if len(other) else ours
 
 
 # ----------------------------------------------------------------------- events
-_REFUSAL_CODES = {Refusal.REDUCE_ONLY_ONE_WAY: "reduce_only_opens", Refusal.NO_LEG: "no_position",
-                  Refusal.CLOSE_EXCEEDS: "close_exceeds_position", Refusal.REDUCE_ONLY_HEDGE: "reduce_only_opens",
-                  Refusal.BEYOND_BANKRUPTCY: "beyond_bankruptcy", Refusal.LEVERAGE_CAP: "leverage_cap",
-                  Refusal.INSUFFICIENT_MARGIN: "insufficient_margin"}
 # kernel Reason code -> REASON_CODES entry
 _REASON_CODE = {Reason.NONE: "", Reason.FUNDING_RATE: "funding_rate", Reason.FILL_REFUSED: "fill_refused",
                 Reason.TP_REFUSED: "tp_refused", Reason.SL_REFUSED: "sl_refused",
                 Reason.CANCEL_LIQUIDATION: "liquidation_cancel", Reason.FUND_PAID: "fund_paid",
                 Reason.ADL_BANKRUPT: "adl_bankrupt", Reason.ADL_COUNTERPARTY: "adl_counterparty"}
-
-
-def _position_name(side: int, qty: float, symbol: str, leg: int, account) -> str:
-    """``Position.name``."""
-    where = "" if leg == 0 else f" {LEG_NAMES[leg]} leg"
-    return f"{SIDE_NAMES[side]} {qty:g} {symbol}{where} of account {account!r}"
-
-
-def refusal_message(rcode: int, account, symbol: str, leg: int, pos_side: int, r) -> str:
-    """The text of the Book's ``Refused`` exception for a kernel refusal code."""
-    r0, r1, r2, r3 = (float(x) for x in r)
-    word = "buy" if r0 > 0 else "sell"
-    if rcode == Refusal.REDUCE_ONLY_ONE_WAY:
-        what = "no position" if r1 == 0 else f"the position is {SIDE_NAMES[int(r1)]}"
-        return f"reduce-only {word} of {symbol} for account {account!r}: {what} to reduce"
-    if rcode == Refusal.NO_LEG:
-        return f"account {account!r} has no {symbol} {LEG_NAMES[leg]} leg to close"
-    if rcode == Refusal.CLOSE_EXCEEDS:
-        return f"{word} {r1:g} exceeds {_position_name(int(r3), r2, symbol, leg, account)}"
-    if rcode == Refusal.REDUCE_ONLY_HEDGE:
-        return f"reduce-only order would open the {symbol} {LEG_NAMES[leg]} leg of account {account!r}"
-    if rcode == Refusal.BEYOND_BANKRUPTCY:
-        return (f"closing {r0:g} of {_position_name(pos_side, r3, symbol, leg, account)} at {r1:g} would lose more "
-                f"than its isolated margin (bankruptcy price {r2:g}); such a position is liquidated, not closed")
-    if rcode == Refusal.LEVERAGE_CAP:
-        return (f"account {account!r}: {SIDE_NAMES[int(r0)]} {symbol} notional {r1:,.2f} is above the {r2:,.0f} "
-                f"that {r3:g}x allows in the {symbol} brackets")
-    if rcode == Refusal.INSUFFICIENT_MARGIN:
-        return f"account {account!r}: {word} {r1:g} {symbol} would leave initial margin uncovered (short by {r2:,.2f})"
-    return f"refusal {rcode}"
 
 
 def _reason(reason: int, rcode: int, ival: int, side: int, account, symbol, leg: int, r) -> str:

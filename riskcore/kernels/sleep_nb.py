@@ -24,8 +24,8 @@ price thresholds:
 
 Nothing else changes an account between the points it is looked at: funding bars look
 at every account, the serial phase wakes every account it touches (liquidated, in
-deficit, or an ADL counterparty), and a tape action repacks the book with every account
-awake.  The bands are conservative, so a woken account may still turn out quiet; it is
+deficit, or an ADL counterparty), a tape action wakes the account it changed, and a
+funding bar with tape actions wakes every account.  The bands are conservative, so a woken account may still turn out quiet; it is
 then simply looked at, as without sleeping, and the run's result is the same.
 
 ``first_exit_nb`` finds the bar with a two-level summary of the path (the extreme

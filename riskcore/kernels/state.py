@@ -6,7 +6,9 @@ Accounts are in canonical order (sorted ids), so account ``a`` of the kernel is 
 through a resting order, sorted by (contract, leg): the reference engine's
 position order.  A slot is empty, live or liquidated at the current point
 (:data:`~riskcore.kernels.enums.SlotState`).  Orders are grouped by account the
-same way (``acc_ord0``) and sorted by order id.
+same way (``acc_ord0``) and sorted by order id.  A tape may need slots and order rows
+that the book does not have yet: :func:`riskcore.kernels.tape.grow_book` adds them, as
+empty slots and dead order rows, before the run.
 """
 from __future__ import annotations
 
@@ -46,6 +48,11 @@ class BookArrays(NamedTuple):
     o_price: np.ndarray  # f8
     o_reduce_only: np.ndarray  # b1
     o_live: np.ndarray  # b1
+    # what only the tape's actions read or change (kernels/actions_nb.py)
+    acc_hedge: np.ndarray  # b1 [n_accounts], position mode: hedge (True) / one-way
+    set_stored: np.ndarray  # b1 [n_accounts, n_contracts], the Book holds a Settings entry
+    s_seq: np.ndarray  # i8 [n_slots], opening order of the account's live positions (the
+    #                    Book's dict order: a position closed to flat and reopened goes last)
 
 
 class ContractArrays(NamedTuple):
@@ -142,7 +149,7 @@ def new_levels(ohlc: np.ndarray, intrabar: int, ct: ContractArrays) -> Levels:
 
 
 def wake_all(sc: Scratch, t: int) -> None:
-    """Every account awake from bar ``t`` (after the tape repacked the book)."""
+    """Every account awake from bar ``t``."""
     sc.acc_wake[:] = t
     sc.blk_wake[:] = t
 
