@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="riskcore", description=__doc__,
         epilog="exit codes: 0 ok, 1 unexpected failure, 2 bad input (scenario, data, arguments), "
                "3 a data file is missing, 130 interrupted")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"riskcore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run a scenario file (the default scenario when none is named) and write "
                                    "Parquet outputs and an HTML report")

@@ -55,3 +55,12 @@ def test_bench_quick_writes_its_json(tmp_path):
     main_case = results["cases"]["main_20k_x_360"]
     assert main_case["position_steps_per_s"] > 0 and main_case["dense_same_book"]
     assert results["compile"]["cold_compile"]["warmup_seconds"] > 0
+
+
+def test_version(capsys):
+    import riskcore
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"riskcore {riskcore.__version__}"
