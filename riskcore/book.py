@@ -153,7 +153,8 @@ class Book:
     """
 
     def __init__(self, default_leverage: float = DEFAULT_LEVERAGE):
-        if not (isinstance(default_leverage, (int, float)) and default_leverage >= 1):
+        if not (isinstance(default_leverage, (int, float)) and not isinstance(default_leverage, bool)
+                and math.isfinite(default_leverage) and default_leverage >= 1):
             raise ValueError(f"default_leverage must be a number >= 1, not {default_leverage!r}")
         self.default_leverage = float(default_leverage)
         self.contracts: dict[str, Contract] = {}

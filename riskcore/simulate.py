@@ -75,8 +75,9 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
         if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
                 and 0.0 <= value < top):
             raise InputError(f"{name} must be a fraction in [0, {top}), not {value!r}")
-    if not (isinstance(insurance_fund, (int, float)) and math.isfinite(insurance_fund) and insurance_fund >= 0):
-        raise InputError(f"insurance_fund must be a non-negative number, not {insurance_fund!r}")
+    if not (isinstance(insurance_fund, (int, float)) and not isinstance(insurance_fund, bool)
+            and math.isfinite(insurance_fund) and 0 <= insurance_fund <= 1e15):
+        raise InputError(f"insurance_fund must be a number from 0 to 1e15, not {insurance_fund!r}")
     paths = PricePaths.from_frames(paths)
     unknown = [c for c in paths.contracts if c not in table.symbols]
     if unknown:

@@ -204,3 +204,17 @@ def test_kernels_never_import_book_or_reference_at_all():
     for path in (PACKAGE / "kernels").glob("*.py"):
         bad = {i for i in _imports(path, False) if i.startswith(("riskcore.book", "riskcore.reference"))}
         assert not bad, (path.name, bad)
+
+
+def test_booleans_and_infinities_are_not_numbers():
+    from riskcore import InputError, simulate
+
+    with pytest.raises(ValueError, match="default_leverage"):
+        Book(default_leverage=float("inf"))
+    with pytest.raises(ValueError, match="default_leverage"):
+        Book(default_leverage=True)
+    book = small_book()
+    bars = pd.DataFrame({"timestamp": pd.date_range("2025-01-01", periods=2, freq="1min"), "open": 100.0,
+                         "high": 100.0, "low": 100.0, "close": 100.0})
+    with pytest.raises(InputError, match="insurance_fund"):
+        simulate(book, {"BTCUSDT": bars, "ETHUSDT": bars}, liquidation_fee_rate=0.01, insurance_fund=True)
