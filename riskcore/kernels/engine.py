@@ -103,7 +103,8 @@ class _Run:
     def current_book(self, marks: dict) -> Book:
         book = unpack_book(self.base, self.bk, self.meta, marks, self.fees_base + self.kernel_fees(),
                            int(self.tst.ids[0]))
-        return unpack_modes(book, self.bk, self.meta)
+        ta = self.tape.arrays  # only accounts the tape names can have new modes or settings
+        return unpack_modes(book, self.bk, self.meta, ta.account[~ta.static & (ta.account >= 0)])
 
     def run(self, progress=None) -> None:
         n_steps = self.paths.n_steps

@@ -213,29 +213,38 @@ def unpack_book(base: Book, bk: BookArrays, meta: PackMeta, marks: dict, fees_co
     return book
 
 
-def unpack_modes(book: Book, bk: BookArrays, meta: PackMeta) -> Book:
+def unpack_modes(book: Book, bk: BookArrays, meta: PackMeta, accounts=None) -> Book:
     """Bring an :func:`unpack_book` result up to the arrays' position modes and settings (the
-    tape's actions change them) and put each account's positions in the arrays' dict
-    order (``s_seq``).  Settings of contracts outside the paths are left as they are."""
-    index = {acct_id: a for a, acct_id in enumerate(meta.account_ids)}
-    hedge = bk.acc_hedge.tolist()
-    stored, mode = bk.set_stored.tolist(), bk.set_mode.tolist()
-    lev_l, lev_s = bk.set_lev_long.tolist(), bk.set_lev_short.tolist()
-    auto_l, auto_s = bk.set_auto_long.tolist(), bk.set_auto_short.tolist()
-    slot0, state, seq = bk.acc_slot0.tolist(), bk.s_state.tolist(), bk.s_seq.tolist()
-    s_c, s_leg = bk.s_contract.tolist(), bk.s_leg.tolist()
-    for acct_id, acct in book.accounts.items():
-        a = index[acct_id]
-        acct.position_mode = PositionMode.HEDGE if hedge[a] else PositionMode.ONE_WAY
+    tape's actions change them) for the account indices ``accounts`` (None: all), and put
+    each account's positions in the arrays' dict order (``s_seq``) where it is not the
+    (contract, leg) order.  Settings of contracts outside the paths are left as they are."""
+    ids = meta.account_ids
+    n_acc = ids.size
+    todo = np.arange(n_acc) if accounts is None else np.unique(np.asarray(accounts, np.int64))
+    s_acc = np.repeat(np.arange(n_acc), np.diff(bk.acc_slot0))
+    live = np.flatnonzero(bk.s_state == SlotState.LIVE)
+    if live.size > 1:  # accounts whose live slots are not in s_seq order
+        same = s_acc[live[1:]] == s_acc[live[:-1]]
+        out_of_order = np.unique(s_acc[live[1:]][same & (bk.s_seq[live[1:]] < bk.s_seq[live[:-1]])])
+    else:
+        out_of_order = np.zeros(0, np.int64)
+    slot0 = bk.acc_slot0
+    for a in todo.tolist():
+        acct = book.accounts[ids[a]]
+        acct.position_mode = PositionMode.HEDGE if bk.acc_hedge[a] else PositionMode.ONE_WAY
         for c, symbol in enumerate(meta.contracts):
-            if stored[a][c]:
-                acct.settings[symbol] = Settings(mode[a][c], lev_l[a][c], lev_s[a][c], auto_l[a][c], auto_s[a][c])
+            if bk.set_stored[a, c]:
+                acct.settings[symbol] = Settings(int(bk.set_mode[a, c]), float(bk.set_lev_long[a, c]),
+                                                 float(bk.set_lev_short[a, c]), bool(bk.set_auto_long[a, c]),
+                                                 bool(bk.set_auto_short[a, c]))
             else:
                 acct.settings.pop(symbol, None)
-        if len(acct.positions) > 1:
-            live = sorted((seq[p], p) for p in range(slot0[a], slot0[a + 1]) if state[p] == SlotState.LIVE)
-            keys = [(meta.contracts[s_c[p]], s_leg[p]) for _, p in live]
-            acct.positions = {key: acct.positions[key] for key in keys}
+    for a in out_of_order.tolist():
+        acct = book.accounts[ids[a]]
+        slots = [p for p in range(slot0[a], slot0[a + 1]) if bk.s_state[p] == SlotState.LIVE]
+        slots.sort(key=lambda p: bk.s_seq[p])
+        keys = [(meta.contracts[bk.s_contract[p]], int(bk.s_leg[p])) for p in slots]
+        acct.positions = {key: acct.positions[key] for key in keys}
     return book
 
 
