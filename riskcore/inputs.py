@@ -219,6 +219,24 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
+def _tape_stamps(records: list[dict]) -> np.ndarray | None:
+    """Every row's timestamp (int64 ns) in one conversion, when the rows' values are all
+    integers (epoch ms) or all datetimes, which convert alone exactly as together; None
+    otherwise (strings, floats, missing values ...: :func:`schedule_tape` converts row by
+    row, naming the row at fault)."""
+    values = [rec.get("timestamp") for rec in records]
+    try:
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in values):
+            array = np.array(values, dtype=np.int64)
+        elif all(isinstance(v, (pd.Timestamp, np.datetime64)) and not pd.isna(v) for v in values):
+            array = np.array(values, dtype=object)
+        else:
+            return None
+        return _timestamps(array, "tape").astype("int64")
+    except (InputError, ValueError, TypeError, OverflowError):
+        return None
+
+
 def schedule_tape(tape, paths: PricePaths) -> list[ScheduledAction]:
     """Validate the tape and assign each action to a bar: the first bar opening at or after
     its timestamp.  Actions after the last bar are left out.  Same-bar actions keep tape order."""
@@ -231,6 +249,8 @@ def schedule_tape(tape, paths: PricePaths) -> list[ScheduledAction]:
     if not records:
         return []
     bar_ns = paths.timestamps.astype("int64")
+    stamps = _tape_stamps(records)
+    steps = None if stamps is None else np.searchsorted(bar_ns, stamps, side="left")
     out = []
     for row, rec in enumerate(records):
         where = f"tape row {row}"
@@ -250,8 +270,11 @@ def schedule_tape(tape, paths: PricePaths) -> list[ScheduledAction]:
             raise InputError(f"{where} (cancel): give 'order_id' or 'tag'")
         if "timestamp" not in rec or _missing(rec["timestamp"]):
             raise InputError(f"{where}: column 'timestamp' is required")
-        ts = int(_timestamps(np.array([rec["timestamp"]]), where).astype("int64")[0])
-        step = int(np.searchsorted(bar_ns, ts, side="left"))
+        if steps is not None:
+            step = int(steps[row])
+        else:
+            ts = int(_timestamps(np.array([rec["timestamp"]]), where).astype("int64")[0])
+            step = int(np.searchsorted(bar_ns, ts, side="left"))
         if step < paths.n_steps:
             out.append(ScheduledAction(step, row, action, fields))
     out.sort(key=lambda a: (a.step, a.row))

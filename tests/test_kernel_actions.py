@@ -536,3 +536,40 @@ def test_a_200k_row_order_stream_on_a_20k_account_book():
     text = {c: object for c in ("kind", "contract", "reason")}  # categoricals whose categories differ
     pd.testing.assert_frame_equal(got.events[cols].iloc[:n_head].reset_index(drop=True).astype(text),
                                   ref.events[cols].reset_index(drop=True).astype(text), check_dtype=False)
+
+
+# ------------------------------------------------------------- scheduling the tape
+@pytest.mark.parametrize("kind", ["ms", "naive", "utc", "other_tz", "datetime64", "mixed", "strings", "floats"])
+def test_schedule_tape_converts_all_timestamps_at_once_as_row_by_row(kind, monkeypatch):
+    """``schedule_tape`` converts the timestamps of a whole tape at once when they are all
+    integers or all datetimes; the bars must be those of the row-by-row conversion."""
+    import riskcore.inputs as inputs
+
+    pp = PricePaths.from_frames(quiet_paths(6))
+    base = pd.Timestamp("2025-01-01")
+    offsets = [pd.Timedelta(seconds=s) for s in (-30, 0, 1, 59, 60, 61, 150, 299, 300, 301, 1_000)]
+    stamps = {
+        "ms": [int((base + o).value // 1_000_000) for o in offsets],
+        "naive": [base + o for o in offsets],
+        "utc": [(base + o).tz_localize("UTC") for o in offsets],
+        "other_tz": [(base + o).tz_localize("UTC").tz_convert("Asia/Tokyo") for o in offsets],
+        "datetime64": [np.datetime64(base + o) for o in offsets],
+        "mixed": [(base + o) if i % 2 else (base + o).tz_localize("UTC") for i, o in enumerate(offsets)],
+        "strings": [str(base + o) for o in offsets],
+        "floats": [float((base + o).value // 1_000_000) for o in offsets],
+    }[kind]
+    tape = [{"timestamp": ts, "action": "deposit", "account": 1, "amount": 1.0} for ts in stamps]
+    fast = [(a.step, a.row) for a in schedule_tape(tape, pp)]
+    monkeypatch.setattr(inputs, "_tape_stamps", lambda records: None)
+    slow = [(a.step, a.row) for a in schedule_tape(tape, pp)]
+    assert fast == slow and len(fast) > 5
+
+
+def test_schedule_tape_still_names_the_row_at_fault():
+    from riskcore.inputs import InputError
+
+    pp = PricePaths.from_frames(quiet_paths(3))
+    tape = [{"timestamp": pd.Timestamp("2025-01-01"), "action": "deposit", "account": 1, "amount": 1.0},
+            {"timestamp": "not a time", "action": "deposit", "account": 1, "amount": 1.0}]
+    with pytest.raises(InputError, match="tape row 1: column 'timestamp' is not a time"):
+        schedule_tape(tape, pp)
