@@ -93,7 +93,7 @@ def simulate_case(case) -> dict:
     from riskcore import simulate
     from riskcore.inputs import PricePaths
     from riskcore.kernels.account_nb import init_lp_nb
-    from riskcore.kernels.engine import DEFAULT_BLOCK, INTRABAR_CODES, default_capacity, event_rows, market_arrays
+    from riskcore.kernels.engine import DEFAULT_BLOCK, INTRABAR_CODES, event_rows, market_arrays
     from riskcore.kernels.enums import Glob
     from riskcore.kernels.pack import contract_arrays, pack_table
     from riskcore.kernels.state import Params, empty_events, new_levels, new_scratch
@@ -156,7 +156,9 @@ def simulate_case(case) -> dict:
         n_blocks = -(-n_acc // pr.block)
         sc = new_scratch(bk.s_qty.size, n_acc, n_blocks, n_steps, len(contracts))
         sc.glob[Glob.FUND] = params["insurance_fund"]
-        ev = empty_events(event_rows(), default_capacity(bk.s_qty.size, rates))
+        # one call over every bar (no chunks): room for one event per position and funding bar
+        n_funding = int(np.count_nonzero(np.any(rates != 0.0, axis=1)))
+        ev = empty_events(event_rows(), 65_536 + bk.s_qty.size * (n_funding + 1) // max(1, event_rows() - 1))
         t0 = time.perf_counter()
         run_steps_nb(bk, ct, mk, lv, sc, ev, pr._replace(sleep=sleep), 0, n_steps, False)
         return time.perf_counter() - t0, sc, ev

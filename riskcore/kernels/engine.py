@@ -42,11 +42,22 @@ def event_rows() -> int:
     return int(numba.config.NUMBA_NUM_THREADS) + 1
 
 
+CHUNK = 32  # bars per kernel call: the event buffers are emptied between calls
+
+
 def default_capacity(n_slots: int, rates: np.ndarray) -> int:
-    """Events per buffer row: room for one event per position plus every funding event,
-    shared by the worker rows, and a floor for small books."""
-    n_funding = int(np.count_nonzero(np.any(rates != 0.0, axis=1)))
-    return 65_536 + (n_slots * (n_funding + 1)) // max(1, event_rows() - 1)
+    """Events per buffer row for one chunk of :data:`CHUNK` bars: every funding event of the
+    chunk with the most funding bars plus an eighth of the positions, shared by the worker
+    rows, and a floor for small books.  The buffers are emptied after each chunk and
+    doubled when a chunk fills half of them, so a run holds its events once, compactly,
+    rather than buffers sized for the worst case."""
+    due = np.any(rates != 0.0, axis=1)
+    per_chunk = int(np.add.reduceat(due, np.arange(0, due.size, CHUNK)).max()) if due.size else 0
+    return 65_536 + (n_slots * per_chunk + n_slots // 8) // max(1, event_rows() - 1)
+
+
+class _Overflow(Exception):
+    """A chunk's events did not fit: the run stops and is repeated with larger buffers."""
 
 
 def market_arrays(table: BookTable, paths: PricePaths, rates: np.ndarray, intrabar: str) -> Market:
@@ -88,6 +99,8 @@ class _Run:
         self.sc.glob[Glob.FUND] = insurance_fund
         cap = capacity if capacity is not None else default_capacity(self.bk.s_qty.size, rates)
         self.ev = empty_events(event_rows(), cap)
+        self.drained: list = []  # (ints, floats) of the chunks run so far
+        self.need = 0  # the most events one buffer row took in one chunk (held or overflowed)
         self.action_events: list[dict] = []
         self.action_ledger = {"realized_pnl": 0.0, "deposits": 0.0}
         self.fees_kernel_base = 0.0  # the book's fees at the last pack, beyond the kernel's own sums
@@ -117,21 +130,44 @@ class _Run:
         self.tape_results()
 
     def steps(self, t0: int, t1: int, resume: bool, progress) -> None:
-        """Bars ``t0:t1`` in one kernel call, or in chunks of about 1% of the run when
-        someone is watching the progress (a chunk boundary is a plain bar boundary)."""
-        if progress is None:
-            start = time.perf_counter()
-            run_steps_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, t0, t1, resume)
-            self.kernel_seconds += time.perf_counter() - start
-            return
-        chunk = max(1, self.paths.n_steps // 100)
+        """Bars ``t0:t1`` in kernel calls of :data:`CHUNK` bars (smaller when someone watches
+        the progress: about 1% of the run), emptying the event buffers after each call (a
+        chunk boundary is a plain bar boundary)."""
+        chunk = CHUNK if progress is None else max(1, min(CHUNK, self.paths.n_steps // 100))
         while t0 < t1:
             end = min(t1, t0 + chunk)
             start = time.perf_counter()
             run_steps_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, t0, end, resume)
             self.kernel_seconds += time.perf_counter() - start
-            progress(end)
+            self.drain()
+            if progress is not None:
+                progress(end)
             t0, resume = end, False
+
+    def drain(self) -> None:
+        """Move the buffers' events out (compact copies), and double the buffers for the
+        next chunk when this one filled half of a row; raise :class:`_Overflow` when a row
+        overflowed."""
+        ev = self.ev
+        held = ev.count + ev.overflow
+        self.need = max(self.need, int(held.max()))
+        if ev.overflow.any():
+            raise _Overflow
+        for r in range(ev.count.size):
+            n = int(ev.count[r])
+            if n:
+                self.drained.append((ev.ints[r, :n].copy(), ev.floats[r, :n].copy()))
+        ev.count[:] = 0
+        if 2 * self.need > ev.ints.shape[1]:
+            self.ev = empty_events(ev.count.size, 2 * ev.ints.shape[1])
+
+    def events(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every event of the run (ints, floats), chunk after chunk."""
+        self.drain()
+        if not self.drained:
+            ints, floats = gather_events(self.ev)
+            return ints, floats
+        return np.concatenate([i for i, _ in self.drained]), np.concatenate([f for _, f in self.drained])
 
     def apply_actions(self, ts: int) -> None:
         """The tape's actions of bar ``ts``, in the kernel (every account they change wakes)."""
@@ -146,11 +182,8 @@ class _Run:
         self.action_ledger["realized_pnl"] = float(self.tst.ledger[0])
         self.action_ledger["deposits"] = float(self.tst.ledger[1])
 
-    def overflow(self) -> int:
-        return int(self.ev.overflow.sum())
-
     def needed_capacity(self) -> int:
-        return int((self.ev.count + self.ev.overflow).sum())
+        return self.need
 
 
 def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_rate: float,
@@ -194,14 +227,16 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
 
     while True:
         run = _Run(book, paths, rates, actions, params, intrabar, mm_basis, capacity, float(insurance_fund))
-        run.run(advance if progress is not None else None)
-        if run.overflow() == 0:
+        try:
+            run.run(advance if progress is not None else None)
             break
+        except _Overflow:
+            pass
         need = run.needed_capacity()
         if on_overflow == "raise":
             raise EventBufferOverflow(
-                f"the run recorded {need:,} events but the buffers hold {run.ev.ints.shape[1]:,} per row "
-                f"({run.overflow():,} did not fit); pass event_capacity={need + 1024} or on_overflow='grow'")
+                f"a stretch of {CHUNK} bars recorded {need:,} events in one buffer row but the buffers hold "
+                f"{run.ev.ints.shape[1]:,} per row; pass event_capacity={need + 1024} or on_overflow='grow'")
         capacity = need + 1024  # any one row may take them all
     return _result(run, paths, money_start, params, intrabar, mm_basis, insurance_fund)
 
@@ -210,7 +245,7 @@ def _result(run: _Run, paths: PricePaths, money_start: float, params: Params, in
             insurance_fund: float) -> Result:
     marks = {symbol: float(paths.ohlc[-1, c, 3]) for c, symbol in enumerate(paths.contracts)}
     final = run.current_table(marks)
-    ints, floats = gather_events(run.ev)
+    ints, floats = run.events()
     events = events_frame(ints, floats, run.meta, paths.timestamps, run.action_events)
     fund = float(run.sc.glob[Glob.FUND])
     ledger = {
