@@ -243,21 +243,32 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
 
 def _result(run: _Run, paths: PricePaths, money_start: float, params: Params, intrabar: str, mm_basis: str,
             insurance_fund: float) -> Result:
+    """The Result, built so that the run's arrays are let go as soon as they have been read:
+    the scratch and the path summary first, the event chunks once the frame is built, the
+    book's arrays once the final table holds what it needs (peak memory stays near the
+    input table plus the packed arrays)."""
     marks = {symbol: float(paths.ohlc[-1, c, 3]) for c, symbol in enumerate(paths.contracts)}
-    final = run.current_table(marks)
-    ints, floats = run.events()
-    events = events_frame(ints, floats, run.meta, paths.timestamps, run.action_events)
-    fund = float(run.sc.glob[Glob.FUND])
+    sc = run.sc
+    fund = float(sc.glob[Glob.FUND])
     ledger = {
-        "realized_pnl": float(run.sc.blk_ledger[:, Ledger.REALIZED].sum()) + float(run.sc.glob[Glob.REALIZED])
+        "realized_pnl": float(sc.blk_ledger[:, Ledger.REALIZED].sum()) + float(sc.glob[Glob.REALIZED])
         + run.action_ledger["realized_pnl"],
-        "funding": float(run.sc.blk_ledger[:, Ledger.FUNDING].sum()),
+        "funding": float(sc.blk_ledger[:, Ledger.FUNDING].sum()),
         "deposits": run.action_ledger["deposits"],
-        "socialised_loss": float(run.sc.glob[Glob.SOCIALISED]),
+        "socialised_loss": float(sc.glob[Glob.SOCIALISED]),
     }
+    fees = run.fees_base + run.kernel_fees()
+    steps = steps_from_array(sc.steps, paths.timestamps)
+    run.sc = run.lv = sc = None  # scratch and path summary: no longer needed
+    ints, floats = run.events()
+    run.drained, run.ev = [], None
+    events = events_frame(ints, floats, run.meta, paths.timestamps, run.action_events)
+    del ints, floats
+    final = unpack_table(run.base, run.bk, run.meta, marks, fees, int(run.tst.ids[0]), with_tape=bool(run.actions))
+    run.bk = None
     ledger.update(money_start=money_start, money_end=money_of(final, fund), insurance_fund=fund,
                   trading_fees=final.fees_collected)
-    result = Result(events, steps_from_array(run.sc.steps, paths.timestamps), final, ledger=ledger)
+    result = Result(events, steps, final, ledger=ledger)
     result.params = {"liquidation_fee_rate": params.fee_rate, "insurance_fund": insurance_fund,
                      "liquidation_slippage": params.slippage, "intrabar": intrabar, "mm_basis": mm_basis,
                      "engine": "numba", "n_steps": paths.n_steps, "contracts": list(paths.contracts)}

@@ -317,16 +317,37 @@ def events_frame(ints: np.ndarray, floats: np.ndarray, meta: PackMeta, timestamp
     """Kernel events and the tape's events (dicts, stage ACTIONS) as one columnar frame,
     sorted by (step, point, stage, sub-stage, account -- 0 in the serial bad-debt stage --,
     sequence), stably: the reference engine's order."""
-    n = ints.shape[0]
+    stage = ints[:, EvI.STAGE].astype(np.int64)
+    keys = [ints[:, EvI.T].astype(np.int64), ints[:, EvI.K].astype(np.int64), stage,
+            ints[:, EvI.SUB].astype(np.int64),
+            np.where(stage == Stage.BAD_DEBT, 0, ints[:, EvI.ACCOUNT]).astype(np.int64),
+            ints[:, EvI.SEQ].astype(np.int64)]
+    del stage
+    if not action_events:  # sort the records, then build the frame once
+        order = np.lexsort(keys[::-1])
+        del keys
+        frame = _kernel_frame(ints[order], floats[order], meta)
+    else:
+        tape = events_from_records(action_events)
+        m = len(tape)
+        keys = [np.concatenate([k, extra]) for k, extra in zip(keys, (
+            tape["step"].to_numpy(np.int64), tape["point"].to_numpy(np.int64), np.full(m, Stage.ACTIONS, np.int64),
+            np.zeros(m, np.int64), np.zeros(m, np.int64), np.arange(m, dtype=np.int64)))]
+        frame = _concat_events(_kernel_frame(ints, floats, meta), tape)
+        frame = frame.take(np.lexsort(keys[::-1])).reset_index(drop=True)
+    frame["timestamp"] = pd.to_datetime(np.asarray(timestamps)[frame["step"].to_numpy()])
+    return frame
+
+
+def _kernel_frame(ints: np.ndarray, floats: np.ndarray, meta: PackMeta) -> pd.DataFrame:
+    """The kernel's records as event columns, in their order."""
     symbols = list(meta.contracts)
-    c = ints[:, EvI.CONTRACT]
-    leg = ints[:, EvI.LEG]
     reason_codes = np.array([_REASON_CODE.get(r, "") for r in range(max(_REASON_CODE) + 1)], dtype=object)
-    kernel = pd.DataFrame({
+    return pd.DataFrame({
         "step": ints[:, EvI.T].astype(np.int64), "point": ints[:, EvI.K].astype(np.int64), "timestamp": None,
         "account": meta.account_ids[ints[:, EvI.ACCOUNT]],
-        "contract": pd.Categorical.from_codes(c.astype(np.int32), categories=symbols),
-        "leg": pd.Categorical.from_codes(leg.astype(np.int8), categories=list(LEG_WORDS)),
+        "contract": pd.Categorical.from_codes(ints[:, EvI.CONTRACT].astype(np.int32), categories=symbols),
+        "leg": pd.Categorical.from_codes(ints[:, EvI.LEG].astype(np.int8), categories=list(LEG_WORDS)),
         "kind": pd.Categorical.from_codes(ints[:, EvI.KIND].astype(np.int8), categories=list(EVENT_KINDS)),
         "side": ints[:, EvI.SIDE].astype(np.int64),
         "qty": floats[:, EvF.QTY], "price": floats[:, EvF.PRICE], "amount": floats[:, EvF.AMOUNT],
@@ -334,24 +355,6 @@ def events_frame(ints: np.ndarray, floats: np.ndarray, meta: PackMeta, timestamp
         "reason": _reason_text(ints, floats, meta),
         "reason_code": pd.Categorical(reason_codes[ints[:, EvI.REASON]], categories=list(REASON_CODES)),
     }, columns=EVENT_COLUMNS)
-    stage = ints[:, EvI.STAGE].astype(np.int64)
-    keys = [ints[:, EvI.T].astype(np.int64), ints[:, EvI.K].astype(np.int64), stage,
-            ints[:, EvI.SUB].astype(np.int64),
-            np.where(stage == Stage.BAD_DEBT, 0, ints[:, EvI.ACCOUNT]).astype(np.int64),
-            ints[:, EvI.SEQ].astype(np.int64)]
-    if action_events:
-        tape = events_from_records(action_events)
-        m = len(tape)
-        keys = [np.concatenate([k, extra]) for k, extra in zip(keys, (
-            tape["step"].to_numpy(np.int64), tape["point"].to_numpy(np.int64), np.full(m, Stage.ACTIONS, np.int64),
-            np.zeros(m, np.int64), np.zeros(m, np.int64), np.arange(m, dtype=np.int64)))]
-        frame = _concat_events(kernel, tape)
-    else:
-        frame = kernel
-    order = np.lexsort(keys[::-1])
-    frame = frame.take(order).reset_index(drop=True)
-    frame["timestamp"] = pd.to_datetime(np.asarray(timestamps)[frame["step"].to_numpy()])
-    return frame
 
 
 def _concat_events(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
