@@ -128,9 +128,38 @@ def _trigger(price) -> float:
     return INVALID
 
 
+class _IdIndex:
+    """``{id: row}`` of the canonical (sorted) account ids, built on first use: a run without
+    a tape never pays for it."""
+
+    def __init__(self, ids):
+        self.ids = ids
+        self.index = None
+
+    def __getitem__(self, key):
+        if self.index is None:
+            ids = self.ids.tolist() if hasattr(self.ids, "tolist") else list(self.ids)
+            self.index = {acct: a for a, acct in enumerate(ids)}
+        return self.index[key]
+
+    def __contains__(self, key):
+        try:
+            self[key]
+            return True
+        except (KeyError, TypeError):
+            return False
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
 class _Encoder:
     def __init__(self, account_ids, contracts: tuple, book_contracts: tuple):
-        self.acc = {acct: a for a, acct in enumerate(account_ids)}
+        self.acc = {acct: a for a, acct in enumerate(account_ids)} if len(account_ids) < 4096 else \
+            _IdIndex(account_ids)
         self.cidx = {symbol: c for c, symbol in enumerate(contracts)}
         self.book = {symbol: None for symbol in book_contracts}
         self.tags: dict = {}
@@ -297,10 +326,14 @@ def tape_capacity(ta: TapeArrays, bk: BookArrays) -> tuple[np.ndarray, np.ndarra
     (sorted), and the number of limit rows per account (an upper bound on its new orders)."""
     n_acc, n_c = bk.set_mode.shape
     trade = ~ta.static & ((ta.kind == Action.MARKET) | (ta.kind == Action.LIMIT))
-    keys = np.unique((ta.account[trade] * n_c + ta.contract[trade]) * 3 + ta.leg[trade])
-    s_acc = np.repeat(np.arange(n_acc, dtype=np.int64), np.diff(bk.acc_slot0))
-    have = (s_acc * n_c + bk.s_contract) * 3 + bk.s_leg
-    new_keys = np.setdiff1d(keys, have)
+    if not trade.any():
+        new_keys = np.zeros(0, np.int64)
+    else:
+        keys = np.unique((ta.account[trade] * n_c + ta.contract[trade]) * 3 + ta.leg[trade])
+        s_acc = np.repeat(np.arange(n_acc, dtype=np.int64), np.diff(bk.acc_slot0))
+        have = (s_acc * n_c + bk.s_contract) * 3 + bk.s_leg  # sorted: slots go by account, then (contract, leg)
+        at = np.minimum(np.searchsorted(have, keys), max(have.size - 1, 0))
+        new_keys = keys[~((have.size > 0) & (have[at] == keys))] if have.size else keys
     limits = ~ta.static & (ta.kind == Action.LIMIT)
     return new_keys, np.bincount(ta.account[limits], minlength=n_acc).astype(np.int64)
 
@@ -310,6 +343,9 @@ def grow_book(bk: BookArrays, new_slot_keys: np.ndarray, order_room: np.ndarray)
     (contract, leg)) and ``order_room[a]`` dead order rows after account ``a``'s orders.
     Returns the arrays and each account's first free order row.  Vectorised."""
     n_acc, n_c = bk.set_mode.shape
+    n_orders = np.diff(bk.acc_ord0)
+    if not new_slot_keys.size and not order_room.any():  # nothing to add (no tape): the book as it is
+        return bk, bk.acc_ord0[:-1] + n_orders
     n_old = bk.s_qty.size
     s_acc = np.repeat(np.arange(n_acc, dtype=np.int64), np.diff(bk.acc_slot0))
     keys = np.concatenate([(s_acc * n_c + bk.s_contract) * 3 + bk.s_leg, new_slot_keys.astype(np.int64)])
