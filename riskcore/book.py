@@ -23,6 +23,7 @@ from . import margin as fm
 from .brackets import Brackets
 from .enums import (LEG_NAMES, MARGIN_MODE_NAMES, POSITION_MODE_NAMES, SIDE_NAMES, Leg, MarginMode,
                     PositionMode, parse_leg, parse_margin_mode, parse_position_mode, parse_side)
+from .checks import check_amount as _check_amount, check_price as _check_price
 from .errors import Refused
 from .table import FORMAT_VERSION, SCHEMA as TABLE_SCHEMA, BookTable, _bracket_frame, empty_frames
 
@@ -1029,17 +1030,3 @@ _ACCOUNT_VIEW_COLUMNS = [
     "maintenance_margin", "initial_margin", "order_margin", "mmr", "imr", "free_balance", "equity",
     "n_positions", "n_orders",
 ]
-
-
-def _check_amount(what: str, amount, allow_zero: bool = False) -> None:
-    ok = isinstance(amount, (int, float, np.floating, np.integer)) and not isinstance(amount, bool) \
-        and math.isfinite(amount) and (amount >= 0 if allow_zero else amount > 0)
-    if not ok:
-        raise ValueError(f"{what} must be a {'non-negative' if allow_zero else 'positive'} finite number, "
-                         f"not {amount!r}")
-
-
-def _check_price(price) -> None:
-    if not (isinstance(price, (int, float, np.floating, np.integer)) and not isinstance(price, bool)
-            and math.isfinite(price) and price > 0):
-        raise ValueError(f"price must be a positive finite number, not {price!r}")

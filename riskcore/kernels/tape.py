@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..enums import LEG_NAMES, SIDE_NAMES, parse_leg, parse_margin_mode, parse_position_mode, parse_side
+from ..checks import check_amount as _check_amount, check_price as _check_price
 from ..inputs import ACTIONS, InputError, ScheduledAction
 from ..result import EVENT_KINDS
 from .enums import Action, EventKind, EvF, EvI, Refusal, SlotState, TapeRefusal
@@ -100,22 +101,7 @@ class _Unsupported(Exception):
 
 
 # ------------------------------------------------------------- the Book's checks
-def _check_amount(what: str, amount, allow_zero: bool = False) -> None:
-    """``riskcore.book._check_amount``."""
-    ok = isinstance(amount, (int, float, np.floating, np.integer)) and not isinstance(amount, bool) \
-        and math.isfinite(amount) and (amount >= 0 if allow_zero else amount > 0)
-    if not ok:
-        raise ValueError(f"{what} must be a {'non-negative' if allow_zero else 'positive'} finite number, "
-                         f"not {amount!r}")
-
-
-def _check_price(price) -> None:
-    """``riskcore.book._check_price``."""
-    if not (isinstance(price, (int, float, np.floating, np.integer)) and not isinstance(price, bool)
-            and math.isfinite(price) and price > 0):
-        raise ValueError(f"price must be a positive finite number, not {price!r}")
-
-
+# (amounts and prices: riskcore.checks, shared with the Book)
 def _trigger(price) -> float:
     """A take-profit / stop-loss field as ``Book.set_tp_sl`` reads it."""
     if price is None:
@@ -537,5 +523,3 @@ def tape_events(ints: np.ndarray, floats: np.ndarray, tape: Tape, account_ids, c
                 d["reason"] = f"order #{int(f[EvF.R0])}"
         out.append(d)
     return out
-
-
