@@ -92,8 +92,8 @@ def _cmd_run(args) -> int:
 
     compile_seconds = 0.0
     if not cache_is_warm():  # compile every kernel once, serially, rather than some now and some later
-        print("riskcore: first run: compiling the numba kernels into the cache (about two minutes on two cores; "
-              "once)", flush=True)
+        print("riskcore: first run: compiling the numba kernels into the cache (three to four minutes on two "
+              "cores; once)", flush=True)
         from .kernels import warmup
 
         t0 = time.perf_counter()
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output folder (default: reports/<scenario name>); replaced as a whole")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
-    p = sub.add_parser("warmup", help="compile the numba kernels once into the cache (about two minutes "
+    p = sub.add_parser("warmup", help="compile the numba kernels once into the cache (three to four minutes "
                                       "on a 2-core machine; later starts load them in under a second)")
     p.set_defaults(func=_cmd_warmup)
     p = sub.add_parser("bench", help="run the kernel benchmarks (from a source clone); prints a table and writes "

@@ -278,7 +278,8 @@ def _result(run: _Run, paths: PricePaths, money_start: float, params: Params, in
 
 def warmup() -> dict:
     """Compile (or load from the cache) every kernel once, serially, on a tiny book that
-    reaches fills, TP/SL, top-ups, liquidations, bad debt and ADL.  Returns seconds taken."""
+    reaches fills, TP/SL, top-ups, liquidations, bad debt, ADL and the tape, and the
+    read-outs' loops (:mod:`riskcore.readouts`).  Returns seconds taken."""
     from ..brackets import Brackets
     from ..inputs import funding_by_step, schedule_tape
     from ..table import contract_frames
@@ -315,5 +316,9 @@ def warmup() -> dict:
     rates = funding_by_step({"AAA": pd.DataFrame({"timestamp": stamps[:1], "rate": [0.001]})}, paths)
     tape = schedule_tape([{"timestamp": stamps[1], "action": "deposit", "account": 3, "amount": 1.0}], paths)
     for intrabar in INTRABAR_CODES:
-        run_numba(book, paths, rates, tape, liquidation_fee_rate=0.01, intrabar=intrabar)
+        result = run_numba(book, paths, rates, tape, liquidation_fee_rate=0.01, intrabar=intrabar)
+    from ..readouts import readouts  # the read-outs' jitted loops too (a scenario run needs them next)
+
+    readouts(book.frames())
+    readouts(result.final.frames())
     return {"seconds": time.perf_counter() - start}
