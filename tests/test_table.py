@@ -179,19 +179,22 @@ def test_no_import_circle_between_modules():
     graph = {m: {i for i in _imports(p, True) if i in modules and i != m and p.name != "__init__.py"}
              for m, p in modules.items() if p.name != "__init__.py"}
     state: dict = {}
+    circles: list = []
 
     def visit(m, stack):
         state[m] = 1
         for n in graph.get(m, ()):
             if state.get(n) == 1:
-                raise AssertionError("import circle: " + " -> ".join(stack + [m, n]))
-            if n not in state:
+                circles.append(" -> ".join(stack + [m, n]))
+            elif n not in state:
                 visit(n, stack + [m])
         state[m] = 2
 
     for m in graph:
         if m not in state:
             visit(m, [])
+    assert len(graph) > 20  # the walk saw the package
+    assert circles == [], circles
 
 
 def test_kernels_and_table_never_import_book_or_reference_at_module_level():

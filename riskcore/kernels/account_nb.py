@@ -192,20 +192,29 @@ def raw_free_nb(bk, a, cur):
 
 
 @njit(**NB)
+def capped_notional_nb(bk, a, p, c, leg, side, price):
+    """What the leverage cap bounds on one side of (contract ``c``, ``leg``): the notional of
+    slot ``p``'s position on ``side`` at ``price`` (0 when ``p`` < 0 or it is not on that
+    side) plus the opening notional of the account's resting orders there
+    (``Book._check_leverage_cap``)."""
+    notional = 0.0
+    if p >= 0 and bk.s_state[p] == SlotState.LIVE and bk.s_side[p] == side:
+        notional = bk.s_qty[p] * price
+    pending = 0.0
+    for i in range(bk.acc_ord0[a], bk.acc_ord0[a + 1]):
+        if bk.o_live[i] and bk.o_contract[i] == c and bk.o_leg[i] == leg and bk.o_side[i] == side:
+            pending += opening_nb(bk, a, i) * bk.o_price[i]
+    return notional + pending
+
+
+@njit(**NB)
 def leverage_cap_nb(bk, ct, a, p, c, leg, price):
     """``Book._check_leverage_cap`` after a fill at ``price``: the position plus its
     same-direction opening orders must stay within the notional the leverage allows."""
     for side in (1, -1):
         if leg != LEG_BOTH and side != (1 if leg == LEG_LONG else -1):
             continue
-        notional = 0.0
-        if bk.s_state[p] == SlotState.LIVE and bk.s_side[p] == side:
-            notional = bk.s_qty[p] * price
-        pending = 0.0
-        for i in range(bk.acc_ord0[a], bk.acc_ord0[a + 1]):
-            if bk.o_live[i] and bk.o_contract[i] == c and bk.o_leg[i] == leg and bk.o_side[i] == side:
-                pending += opening_nb(bk, a, i) * bk.o_price[i]
-        notional = notional + pending
+        notional = capped_notional_nb(bk, a, p, c, leg, side, price)
         if notional == 0.0:
             continue
         lev = lev_nb(bk, a, c, leg)

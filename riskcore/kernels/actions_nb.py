@@ -28,7 +28,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .account_nb import (closing_direction_nb, emit_nb, fill_nb, find_slot_nb, lev_nb, opening_nb, raw_free_nb,
+from .account_nb import (capped_notional_nb, closing_direction_nb, emit_nb, fill_nb, find_slot_nb, lev_nb, raw_free_nb,
                          refresh_lp_nb)
 from .enums import (LEG_BOTH, LEG_LONG, LEG_SHORT, MARGIN_CROSS, MARGIN_ISOLATED, Action, EventKind, Ledger, Reason,
                     Refusal, SlotState, Stage, TapeRefusal)
@@ -115,14 +115,7 @@ def cap_check_nb(bk, ct, a, c, leg, order_side, price):
             continue
         if order_side != 0 and side != order_side and leg == LEG_BOTH:
             continue
-        notional = 0.0
-        if p >= 0 and bk.s_state[p] == SlotState.LIVE and bk.s_side[p] == side:
-            notional = bk.s_qty[p] * price
-        pending = 0.0
-        for i in range(bk.acc_ord0[a], bk.acc_ord0[a + 1]):
-            if bk.o_live[i] and bk.o_contract[i] == c and bk.o_leg[i] == leg and bk.o_side[i] == side:
-                pending += opening_nb(bk, a, i) * bk.o_price[i]
-        notional = notional + pending
+        notional = capped_notional_nb(bk, a, p, c, leg, side, price)
         if notional == 0.0:
             continue
         lev = lev_nb(bk, a, c, leg)
