@@ -48,10 +48,10 @@ def _cmd_brackets(args) -> int:
 
 
 def _cmd_warmup(args) -> int:
-    from .kernels import warmup
+    from .kernels.compiling import warm_with_progress
 
     print("riskcore: compiling the numba kernels (or loading them from the cache)...", flush=True)
-    info = warmup()
+    info = warm_with_progress(tape=True)
     print(f"kernels ready in {info['seconds']:.1f} s")
     return 0
 
@@ -92,13 +92,11 @@ def _cmd_run(args) -> int:
 
     compile_seconds = 0.0
     if not cache_is_warm():  # compile every kernel once, serially, rather than some now and some later
-        print("riskcore: first run: compiling the numba kernels into the cache (three to four minutes on two "
-              "cores; once)", flush=True)
-        from .kernels import warmup
+        print("riskcore: first run: compiling the numba kernels into the cache (under a minute on two cores; "
+              "once)", flush=True)
+        from .kernels.compiling import warm_with_progress
 
-        t0 = time.perf_counter()
-        warmup()
-        compile_seconds = time.perf_counter() - t0
+        compile_seconds = warm_with_progress(tape=False)["seconds"]
 
     def progress_factory(total):
         nonlocal bar
@@ -142,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output folder (default: reports/<scenario name>); replaced as a whole")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
-    p = sub.add_parser("warmup", help="compile the numba kernels once into the cache (three to four minutes "
-                                      "on a 2-core machine; later starts load them in under a second)")
+    p = sub.add_parser("warmup", help="compile the numba kernels once into the cache (about a minute on a "
+                                      "2-core machine; later starts load them in under a second)")
     p.set_defaults(func=_cmd_warmup)
     p = sub.add_parser("bench", help="run the kernel benchmarks (from a source clone); prints a table and writes "
                                      "reports/bench.json")

@@ -19,28 +19,28 @@ from numba import njit
 from .enums import (LEG_BOTH, LEG_LONG, LEG_SHORT, MARGIN_CROSS, MARGIN_ISOLATED, AccountFlag, BlockAcc,
                     EventKind, EvF, EvI, Ledger, Reason, Refusal, SlotState, Stage)
 from .margin_nb import beyond_nb, isolated_lp_nb, max_notional_nb, mm_nb
-from .options import NB
+from .options import NB, NB_INLINE, NB_INNER
 
 NAN = math.nan
 
 
-@njit(**NB)
+@njit(**NB_INLINE)
 def view_nb(side):
     return 0 if side > 0 else 1
 
 
-@njit(**NB)
+@njit(**NB_INLINE)
 def lev_nb(bk, a, c, leg):
     """``Settings.leverage(leg, side)``: the short leg has its own, both/long use the long one."""
     return bk.set_lev_short[a, c] if leg == LEG_SHORT else bk.set_lev_long[a, c]
 
 
-@njit(**NB)
+@njit(**NB_INLINE)
 def auto_nb(bk, a, c, leg):
     return bk.set_auto_short[a, c] if leg == LEG_SHORT else bk.set_auto_long[a, c]
 
 
-@njit(**NB)
+@njit(**NB_INLINE)
 def find_slot_nb(bk, a, c, leg):
     for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
         if bk.s_contract[p] == c and bk.s_leg[p] == leg:
@@ -48,7 +48,7 @@ def find_slot_nb(bk, a, c, leg):
     return -1
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def next_seq_nb(bk, a):
     """A ``s_seq`` above every slot of account ``a``: a position opened now comes last in
     the Book's dict (the order in which it names a blocking position)."""
@@ -58,10 +58,10 @@ def next_seq_nb(bk, a):
     return top + 1
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def refresh_lp_nb(bk, ct, a, p, mm_entry):
     """Re-cache the isolated liquidation price of slot ``p`` after its state changed."""
-    c = bk.s_contract[p]
+    c = np.int64(bk.s_contract[p])
     if bk.s_state[p] == SlotState.LIVE and bk.set_mode[a, c] == MARGIN_ISOLATED:
         bk.s_lp[p] = isolated_lp_nb(ct, c, bk.s_side[p], bk.s_qty[p], bk.s_entry[p], bk.s_wiso[p], mm_entry)
     else:
@@ -74,14 +74,14 @@ def init_lp_nb(bk, ct, mm_entry):
     whole-book form of :func:`refresh_lp_nb`."""
     for a in range(bk.acc_wallet.size):
         for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
-            c = bk.s_contract[p]
+            c = np.int64(bk.s_contract[p])
             if bk.s_state[p] == SlotState.LIVE and bk.set_mode[a, c] == MARGIN_ISOLATED:
                 bk.s_lp[p] = isolated_lp_nb(ct, c, bk.s_side[p], bk.s_qty[p], bk.s_entry[p], bk.s_wiso[p], mm_entry)
             else:
                 bk.s_lp[p] = NAN
 
 
-@njit(**NB)
+@njit(**NB_INLINE)
 def emit_nb(ev, row, t, k, stage, sub, acct, kind, c, leg, side, qty, price, amount, fee, wallet, wiso,
             reason, rcode, ival, r0, r1, r2, r3):
     """Append one event record to buffer row ``row``; count it as overflow when full."""
@@ -118,23 +118,23 @@ def emit_nb(ev, row, t, k, stage, sub, acct, kind, c, leg, side, qty, price, amo
 
 
 # ---------------------------------------------------------------- margin read-outs
-@njit(**NB)
+@njit(**NB_INLINE)
 def closing_direction_nb(leg, side):
     return (leg == LEG_LONG and side < 0) or (leg == LEG_SHORT and side > 0)
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def opening_nb(bk, a, i):
     """Quantity resting order ``i`` would open (``Book._opening_orders``): 0 for reduce-only
     and hedge closing orders; a one-way order first uses up the opposite position not
     already claimed by earlier orders (by id) on its side."""
     if bk.o_reduce_only[i]:
         return 0.0
-    leg = bk.o_leg[i]
+    leg = np.int64(bk.o_leg[i])
     if leg != LEG_BOTH:
         return 0.0 if closing_direction_nb(leg, bk.o_side[i]) else bk.o_qty[i]
-    c = bk.o_contract[i]
-    side = bk.o_side[i]
+    c = np.int64(bk.o_contract[i])
+    side = np.int64(bk.o_side[i])
     reducible = 0.0
     p = find_slot_nb(bk, a, c, LEG_BOTH)
     if p >= 0 and bk.s_state[p] == SlotState.LIVE and bk.s_side[p] != side:
@@ -147,7 +147,7 @@ def opening_nb(bk, a, i):
     return bk.o_qty[i] - used
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def order_margin_nb(bk, a):
     """Initial margin held by resting orders: opening qty x price / leverage (``Book._order_margin``)."""
     total = 0.0
@@ -157,17 +157,17 @@ def order_margin_nb(bk, a):
     return total
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def free_balance_nb(bk, a, cur):
     """Section 3, as ``ReferenceEngine.free_balance``: cross wallet + cross uPnL - cross IM -
     order margin, floored at 0, each position valued at the price its side sees."""
     upnl = 0.0
     im = 0.0
     for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
-        c = bk.s_contract[p]
+        c = np.int64(bk.s_contract[p])
         if bk.s_state[p] != SlotState.LIVE or bk.set_mode[a, c] != MARGIN_CROSS:
             continue
-        side = bk.s_side[p]
+        side = np.int64(bk.s_side[p])
         px = cur[c, view_nb(side)]
         notional = bk.s_qty[p] * px
         upnl += side * bk.s_qty[p] * (px - bk.s_entry[p])
@@ -175,13 +175,13 @@ def free_balance_nb(bk, a, cur):
     return max(0.0, bk.acc_wallet[a] + upnl - im - order_margin_nb(bk, a))
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def raw_free_nb(bk, a, cur):
     """``Book._raw_free`` at the marks (the long view): not floored."""
     upnl = 0.0
     im = 0.0
     for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
-        c = bk.s_contract[p]
+        c = np.int64(bk.s_contract[p])
         if bk.s_state[p] != SlotState.LIVE or bk.set_mode[a, c] != MARGIN_CROSS:
             continue
         mark = cur[c, 0]
@@ -191,7 +191,7 @@ def raw_free_nb(bk, a, cur):
     return bk.acc_wallet[a] + upnl - im - order_margin_nb(bk, a)
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def capped_notional_nb(bk, a, p, c, leg, side, price):
     """What the leverage cap bounds on one side of (contract ``c``, ``leg``): the notional of
     slot ``p``'s position on ``side`` at ``price`` (0 when ``p`` < 0 or it is not on that
@@ -207,7 +207,7 @@ def capped_notional_nb(bk, a, p, c, leg, side, price):
     return notional + pending
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def leverage_cap_nb(bk, ct, a, p, c, leg, price):
     """``Book._check_leverage_cap`` after a fill at ``price``: the position plus its
     same-direction opening orders must stay within the notional the leverage allows."""
@@ -224,7 +224,7 @@ def leverage_cap_nb(bk, ct, a, p, c, leg, price):
     return Refusal.OK, 0.0, 0.0, 0.0, 0.0
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def fill_nb(bk, ct, a, p, c, leg, side, qty, price, fee_rate, reduce_only, cur, mm_entry):
     """One fill (section 5), as ``Book._fill`` inside ``Book._atomic``: on a refusal the
     account is left exactly as it was.  Slot ``p`` is the account's (contract, leg) slot.
@@ -232,7 +232,7 @@ def fill_nb(bk, ct, a, p, c, leg, side, qty, price, fee_rate, reduce_only, cur, 
     Returns ``(refusal, qty, realized, fee, r0, r1, r2, r3)``; ``qty`` is the filled
     quantity (reduce-only orders are clipped to the position)."""
     live = bk.s_state[p] == SlotState.LIVE
-    pside = bk.s_side[p]
+    pside = np.int64(bk.s_side[p])
     pqty = bk.s_qty[p]
     if leg == LEG_BOTH:
         opposite = live and pside != side
@@ -317,18 +317,18 @@ def fill_nb(bk, ct, a, p, c, leg, side, qty, price, fee_rate, reduce_only, cur, 
 
 
 # ------------------------------------------------------------------------ stages
-@njit(**NB)
+@njit(**NB_INNER)
 def funding_nb(bk, ct, sc, ev, pr, a, b, row, t, rates_t, cur):
     """Stage 1 (section 7): ``received = -side * qty * mark * rate`` into the wallet that backs
     the position.  Events keyed by contract first, as the reference loops contracts outermost."""
     for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
         if bk.s_state[p] != SlotState.LIVE:
             continue
-        c = bk.s_contract[p]
+        c = np.int64(bk.s_contract[p])
         rate = rates_t[c]
         if rate == 0.0:
             continue
-        side = bk.s_side[p]
+        side = np.int64(bk.s_side[p])
         px = cur[c, 0]
         received = (-side) * bk.s_qty[p] * px * rate
         if bk.set_mode[a, c] == MARGIN_ISOLATED:
@@ -342,15 +342,15 @@ def funding_nb(bk, ct, sc, ev, pr, a, b, row, t, rates_t, cur):
                 received, 0.0, bk.acc_wallet[a], bk.s_wiso[p], Reason.FUNDING_RATE, 0, 0, rate, 0.0, 0.0, 0.0)
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def limit_fills_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, prev, cur):
     """Stage 3a: resting orders (by id) the price reached fill at the limit when crossed inside
     the segment, at the point's price after a gap; a refused fill cancels the order."""
     for i in range(bk.acc_ord0[a], bk.acc_ord0[a + 1]):
         if not bk.o_live[i]:
             continue
-        c = bk.o_contract[i]
-        side = bk.o_side[i]
+        c = np.int64(bk.o_contract[i])
+        side = np.int64(bk.o_side[i])
         v = view_nb(side)
         now = cur[c, v]
         limit = bk.o_price[i]
@@ -359,7 +359,7 @@ def limit_fills_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, prev, cur):
         crossed = (not gap) and side * (prev[c, v] - limit) > 0
         px = limit if crossed else now
         bk.o_live[i] = False
-        leg = bk.o_leg[i]
+        leg = np.int64(bk.o_leg[i])
         p = find_slot_nb(bk, a, c, leg)
         code, q, realized, fee, r0, r1, r2, r3 = fill_nb(bk, ct, a, p, c, leg, side, bk.o_qty[i], px,
                                                          ct.maker_fee[c], bk.o_reduce_only[i], cur, pr.mm_entry)
@@ -374,15 +374,15 @@ def limit_fills_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, prev, cur):
                 bk.acc_wallet[a], wiso, Reason.NONE, 0, 0, 0.0, 0.0, 0.0, 0.0)
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def tp_sl_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, prev, cur):
     """Stage 3b: a stop-loss (checked first) or take-profit the mark crossed closes the whole
     position at the trigger (at the point's price after a gap), reduce-only, taker fee."""
     for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
         if bk.s_state[p] != SlotState.LIVE:
             continue
-        c = bk.s_contract[p]
-        side = bk.s_side[p]
+        c = np.int64(bk.s_contract[p])
+        side = np.int64(bk.s_side[p])
         v = view_nb(side)
         now = cur[c, v]
         sl = bk.s_sl[p]
@@ -404,9 +404,9 @@ def tp_sl_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, prev, cur):
             crossed = (not gap) and side * (before - level) < 0
         px = level if crossed else now
         qty = bk.s_qty[p]
-        leg = bk.s_leg[p]
+        leg = np.int64(bk.s_leg[p])
         code, q, realized, fee, r0, r1, r2, r3 = fill_nb(bk, ct, a, p, c, leg, -side, qty, px, ct.taker_fee[c],
-                                                         True, cur, pr.mm_entry)
+                                                         np.bool_(True), cur, pr.mm_entry)
         if code != Refusal.OK:
             reason = Reason.SL_REFUSED if fired == EventKind.SL else Reason.TP_REFUSED
             emit_nb(ev, row, t, k, Stage.TP_SL, 0, a, EventKind.REFUSED, c, leg, side, qty, px, 0.0, 0.0,
@@ -419,7 +419,7 @@ def tp_sl_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, prev, cur):
                 wiso, Reason.NONE, 0, 0, 0.0, 0.0, 0.0, 0.0)
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def isolated_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, prev, cur):
     """Stage 4 (section 3): an isolated position whose mark reached its liquidation price is
     topped up (auto-add: ``min(Q*EP/L, free balance, Q*touch - W)``) while the price keeps
@@ -427,17 +427,17 @@ def isolated_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, prev, cur):
     for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
         if bk.s_state[p] != SlotState.LIVE:
             continue
-        c = bk.s_contract[p]
+        c = np.int64(bk.s_contract[p])
         if bk.set_mode[a, c] != MARGIN_ISOLATED:
             continue
-        side = bk.s_side[p]
+        side = np.int64(bk.s_side[p])
         v = view_nb(side)
         now = cur[c, v]
         lp = bk.s_lp[p]
         if not beyond_nb(side, now, lp):
             continue
         touch = lp if ((not gap) and not beyond_nb(side, prev[c, v], lp)) else now
-        leg = bk.s_leg[p]
+        leg = np.int64(bk.s_leg[p])
         auto = auto_nb(bk, a, c, leg)
         while True:
             amount = 0.0
@@ -462,16 +462,16 @@ def isolated_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, prev, cur):
             touch = lp if not gap else now
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def cross_excess_nb(bk, ct, a, prev, cur, lam, mode):
     """Margin balance minus maintenance margin of the cross book; prices at the segment's
     start (mode 0), its end (mode 1) or ``a + lam * (b - a)`` (mode 2)."""
     excess = bk.acc_wallet[a]
     for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
-        c = bk.s_contract[p]
+        c = np.int64(bk.s_contract[p])
         if bk.s_state[p] != SlotState.LIVE or bk.set_mode[a, c] != MARGIN_CROSS:
             continue
-        side = bk.s_side[p]
+        side = np.int64(bk.s_side[p])
         v = view_nb(side)
         if mode == 0:
             px = prev[c, v]
@@ -485,23 +485,23 @@ def cross_excess_nb(bk, ct, a, prev, cur, lam, mode):
     return excess
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def cross_trigger_nb(bk, ct, a, prev, cur):
     """The first lambda in [0, 1] where the cross excess reaches 0 along the segment, solved
     exactly on each linear piece between tier edges (``ReferenceEngine.cross_trigger``)."""
-    f_lo = cross_excess_nb(bk, ct, a, prev, cur, 0.0, 0)
+    f_lo = cross_excess_nb(bk, ct, a, prev, cur, 0.0, np.int64(0))
     if f_lo <= 0.0:
         return 1.0
     n = 1
     for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
-        c = bk.s_contract[p]
+        c = np.int64(bk.s_contract[p])
         if bk.s_state[p] == SlotState.LIVE and bk.set_mode[a, c] == MARGIN_CROSS:
             n += ct.n_tiers[c] - 1
     breaks = np.empty(n)
     breaks[0] = 1.0
     m = 1
     for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
-        c = bk.s_contract[p]
+        c = np.int64(bk.s_contract[p])
         if bk.s_state[p] != SlotState.LIVE or bk.set_mode[a, c] != MARGIN_CROSS:
             continue
         v = view_nb(bk.s_side[p])
@@ -522,7 +522,7 @@ def cross_trigger_nb(bk, ct, a, prev, cur):
         if hi == last:  # a set in the reference: each lambda once
             continue
         last = hi
-        f_hi = cross_excess_nb(bk, ct, a, prev, cur, hi, 2)
+        f_hi = cross_excess_nb(bk, ct, a, prev, cur, hi, np.int64(2))
         if f_hi <= 0.0:
             return lo + (hi - lo) * f_lo / (f_lo - f_hi)
         lo = hi
@@ -530,7 +530,7 @@ def cross_trigger_nb(bk, ct, a, prev, cur):
     return 1.0
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def cross_check_nb(bk, ct, sc, a, gap, prev, cur):
     """Stage 5 (section 4): the cross book liquidates when margin balance <= maintenance margin;
     its positions are marked with their trigger prices on the segment.  A flat cross book
@@ -543,11 +543,11 @@ def cross_check_nb(bk, ct, sc, a, gap, prev, cur):
         if bk.acc_wallet[a] < 0.0:
             sc.acc_flag[a] |= AccountFlag.EMPTY_DEFICIT
         return
-    if cross_excess_nb(bk, ct, a, prev, cur, 0.0, 1) > 0.0:
+    if cross_excess_nb(bk, ct, a, prev, cur, 0.0, np.int64(1)) > 0.0:
         return
     lam = 1.0 if gap else cross_trigger_nb(bk, ct, a, prev, cur)
     for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
-        c = bk.s_contract[p]
+        c = np.int64(bk.s_contract[p])
         if bk.s_state[p] == SlotState.LIVE and bk.set_mode[a, c] == MARGIN_CROSS:
             v = view_nb(bk.s_side[p])
             sc.s_lpx[p] = prev[c, v] + lam * (cur[c, v] - prev[c, v])
@@ -555,14 +555,14 @@ def cross_check_nb(bk, ct, sc, a, gap, prev, cur):
     sc.acc_flag[a] |= AccountFlag.CROSS_LIQ
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def cancel_orders_nb(bk, ev, row, t, k, stage, a, scope_c, scope_leg):
     """Cancel the account's resting orders in a liquidated scope (by id): one (contract, leg),
     or with ``scope_c < 0`` every order on a cross contract."""
     for i in range(bk.acc_ord0[a], bk.acc_ord0[a + 1]):
         if not bk.o_live[i]:
             continue
-        c = bk.o_contract[i]
+        c = np.int64(bk.o_contract[i])
         if scope_c >= 0:
             if c != scope_c or bk.o_leg[i] != scope_leg:
                 continue
@@ -574,7 +574,7 @@ def cancel_orders_nb(bk, ev, row, t, k, stage, a, scope_c, scope_leg):
                 0.0, 0.0, 0.0, 0.0)
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def count_liquidated_nb(sc, a, b, t, n_closes, notional):
     if sc.acc_last_liq[a] != t:
         sc.acc_last_liq[a] = t
@@ -583,7 +583,7 @@ def count_liquidated_nb(sc, a, b, t, n_closes, notional):
     sc.blk_acc[b, BlockAcc.LIQUIDATED_NOTIONAL] += notional
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
     """Stage 6 (section 6): close the doomed isolated positions, then the doomed cross book, at
     their trigger prices moved by the slippage; the fee (capped at what is left) is kept for
@@ -593,10 +593,10 @@ def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
         if bk.s_state[p] != SlotState.LIQ_ISOLATED:
             continue
         flag |= AccountFlag.ISO_LIQ
-        c = bk.s_contract[p]
-        side = bk.s_side[p]
+        c = np.int64(bk.s_contract[p])
+        side = np.int64(bk.s_side[p])
         qty = bk.s_qty[p]
-        cancel_orders_nb(bk, ev, row, t, k, Stage.LIQ_ISOLATED, a, c, bk.s_leg[p])
+        cancel_orders_nb(bk, ev, row, t, k, Stage.LIQ_ISOLATED, a, c, np.int64(bk.s_leg[p]))
         px = sc.s_lpx[p] * (1.0 - side * pr.slippage)
         realized = side * qty * (px - bk.s_entry[p])
         notional = qty * px
@@ -616,7 +616,7 @@ def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
         sc.s_lfee[p] = fee
         sc.s_ldef[p] = -remaining if remaining < 0.0 else 0.0
     if flag & AccountFlag.CROSS_LIQ:
-        cancel_orders_nb(bk, ev, row, t, k, Stage.LIQ_CROSS, a, -1, -1)
+        cancel_orders_nb(bk, ev, row, t, k, Stage.LIQ_CROSS, a, np.int64(-1), np.int64(-1))
         total_realized = 0.0
         total_notional = 0.0
         n_closes = 0
@@ -638,7 +638,7 @@ def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
             if bk.s_state[p] != SlotState.LIQ_CROSS:
                 continue
             px = sc.s_lpx[p]
-            side = bk.s_side[p]
+            side = np.int64(bk.s_side[p])
             notional = bk.s_qty[p] * px
             realized = side * bk.s_qty[p] * (px - bk.s_entry[p])
             share = fee * notional / total_notional if total_notional > 0 else 0.0
@@ -655,7 +655,7 @@ def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
     return flag
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def account_point_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, do_funding, rates_t, prev, cur):
     """Every per-account stage of one point, in the reference's order; returns the account's
     AccountFlag bits (non-zero: it needs the serial phase)."""

@@ -33,43 +33,43 @@ from .account_nb import (capped_notional_nb, closing_direction_nb, emit_nb, fill
 from .enums import (LEG_BOTH, LEG_LONG, LEG_SHORT, MARGIN_CROSS, MARGIN_ISOLATED, Action, EventKind, Ledger, Reason,
                     Refusal, SlotState, Stage, TapeRefusal)
 from .margin_nb import max_notional_nb
-from .options import NB
+from .options import NB, NB_INLINE, NB_INNER
 from .step_nb import point_prices_nb, wake_now_nb
 
 NAN = math.nan
 OK = TapeRefusal.OK
 
 
-@njit(**NB)
+@njit(**NB_INLINE)
 def tol_nb(scale):
     """``riskcore.book._money_tolerance``."""
     return 1e-9 * (1.0 + abs(scale))
 
 
-@njit(**NB)
+@njit(**NB_INLINE)
 def py_max0_nb(x):
     """Python's ``max(0.0, x)`` (0.0 unless x is strictly greater)."""
     return x if x > 0.0 else 0.0
 
 
-@njit(**NB)
+@njit(**NB_INLINE)
 def no_refusal():
     """``(refusal, contract, leg, side, r0, r1, r2, r3)`` of an action that completed."""
     return OK, -1, -1, 0, 0.0, 0.0, 0.0, 0.0
 
 
-@njit(**NB)
+@njit(**NB_INLINE)
 def no_refusal_code(code):
     """A refusal without payload (or OK)."""
     return code, -1, -1, 0, 0.0, 0.0, 0.0, 0.0
 
 
-@njit(**NB)
+@njit(**NB_INLINE)
 def refusal(code, r0, r1, r2, r3):
     return code, -1, -1, 0, r0, r1, r2, r3
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def first_position_nb(bk, a, c):
     """The account's first live position in the Book's dict order (``s_seq``), on contract
     ``c`` or on any contract (``c < 0``); -1 when there is none."""
@@ -81,7 +81,7 @@ def first_position_nb(bk, a, c):
     return best
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def first_order_nb(bk, a, c):
     """The account's first resting order (by id: the Book's dict order) on contract ``c`` or any."""
     for i in range(bk.acc_ord0[a], bk.acc_ord0[a + 1]):
@@ -90,7 +90,7 @@ def first_order_nb(bk, a, c):
     return -1
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def refuse_unless_flat_nb(bk, a, c):
     """``Book._refuse_unless_flat``: the first position, else the first order, in the way."""
     p = first_position_nb(bk, a, c)
@@ -104,7 +104,7 @@ def refuse_unless_flat_nb(bk, a, c):
     return no_refusal()
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def cap_check_nb(bk, ct, a, c, leg, order_side, price):
     """``Book._check_leverage_cap`` with the mark as price: the (contract, leg) position on
     ``side`` plus its opening resting orders must stay within the notional the leverage
@@ -125,7 +125,7 @@ def cap_check_nb(bk, ct, a, c, leg, order_side, price):
     return OK, 0.0, 0.0, 0.0, 0.0
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def order_leg_nb(bk, a, leg):
     """``Book._order_leg``: hedge orders name their leg, one-way orders have none."""
     if bk.acc_hedge[a] and leg == LEG_BOTH:
@@ -135,7 +135,7 @@ def order_leg_nb(bk, a, leg):
     return OK
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def find_position_nb(bk, a, c, leg):
     """``Book._find_position``: (refusal, slot)."""
     if bk.acc_hedge[a] and leg == LEG_BOTH:
@@ -148,7 +148,7 @@ def find_position_nb(bk, a, c, leg):
     return OK, p
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def emit_action_nb(bk, ev, t, r, a, c, amount):
     """The ``action`` event of a completed setting or money action."""
     emit_nb(ev, 0, t, 0, Stage.ACTIONS, 0, a, EventKind.ACTION, c, -1, 0, NAN, NAN, amount, 0.0, bk.acc_wallet[a],
@@ -156,13 +156,13 @@ def emit_action_nb(bk, ev, t, r, a, c, amount):
 
 
 # ------------------------------------------------------------------------ orders
-@njit(**NB)
+@njit(**NB_INNER)
 def market_nb(bk, ct, sc, ev, pr, ta, ts, r, t, cur):
     """``Book.market_order`` at the mark, taker fee (section 5); emits the ``fill``."""
     a = ta.account[r]
     c = ta.contract[r]
-    leg = ta.leg[r]
-    side = ta.side[r]
+    leg = np.int64(ta.leg[r])
+    side = np.int64(ta.side[r])
     code = order_leg_nb(bk, a, leg)
     if code != OK:
         return no_refusal_code(code)
@@ -185,7 +185,7 @@ def market_nb(bk, ct, sc, ev, pr, ta, ts, r, t, cur):
     return no_refusal()
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def order_direction_nb(bk, a, c, leg, side, qty, reduce_only, order_id):
     """``Book._check_order_direction``: reduce-only orders that could not reduce, and hedge
     closing orders beyond the leg (with the other resting orders closing it)."""
@@ -216,7 +216,7 @@ def order_direction_nb(bk, a, c, leg, side, qty, reduce_only, order_id):
     return no_refusal()
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def order_row_nb(ts, i):
     """The row holding order id ``i``, or -1 (new ids are ``ts.ids[1]`` on, older ones sorted)."""
     if i >= ts.ids[1]:
@@ -230,15 +230,15 @@ def order_row_nb(ts, i):
     return -1
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def limit_nb(bk, ct, sc, ev, pr, ta, ts, r, t, cur):
     """``Book.limit_order``: a resting order holding initial margin; emits the ``order``.
     It takes the account's next pre-allocated order row (ids only grow, so rows stay
     sorted by id)."""
     a = ta.account[r]
     c = ta.contract[r]
-    leg = ta.leg[r]
-    side = ta.side[r]
+    leg = np.int64(ta.leg[r])
+    side = np.int64(ta.side[r])
     qty = ta.qty[r]
     price = ta.price[r]
     code = order_leg_nb(bk, a, leg)
@@ -280,7 +280,7 @@ def limit_nb(bk, ct, sc, ev, pr, ta, ts, r, t, cur):
     return no_refusal()
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def cancel_nb(bk, sc, ev, pr, ta, ts, r, t):
     """``Book.cancel_order`` by id, or by the tag of an earlier limit of the tape; emits the
     ``cancel`` and returns the order's account in the first payload slot on success."""
@@ -301,16 +301,16 @@ def cancel_nb(bk, sc, ev, pr, ta, ts, r, t):
 
 
 # ------------------------------------------------------------------ margin moves
-@njit(**NB)
+@njit(**NB_INNER)
 def margin_move_nb(bk, ct, pr, ta, r, cur, add):
     """``Book.add_margin`` (``add``) / ``Book.remove_margin`` on an isolated position."""
     a = ta.account[r]
     c = ta.contract[r]
     amount = ta.amount[r]
-    code, p = find_position_nb(bk, a, c, ta.leg[r])
+    code, p = find_position_nb(bk, a, c, np.int64(ta.leg[r]))
     if code != OK:
         return no_refusal_code(code)
-    side = bk.s_side[p]
+    side = np.int64(bk.s_side[p])
     qty = bk.s_qty[p]
     if bk.set_mode[a, c] != MARGIN_ISOLATED:
         return refusal(TapeRefusal.NOT_ISOLATED, float(side), qty, 0.0, 0.0)
@@ -336,7 +336,7 @@ def margin_move_nb(bk, ct, pr, ta, r, cur, add):
     return no_refusal()
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def deposit_nb(bk, ta, ts, r, cur, withdraw):
     """``Book.deposit`` / ``Book.withdraw`` (at most the free balance, capped at the wallet)."""
     a = ta.account[r]
@@ -356,13 +356,13 @@ def deposit_nb(bk, ta, ts, r, cur, withdraw):
 
 
 # ---------------------------------------------------------------------- settings
-@njit(**NB)
+@njit(**NB_INNER)
 def set_leverage_nb(bk, ct, ta, r, cur):
     """``Book.set_leverage``: both legs, or one leg of an isolated hedge contract; refused above
     the brackets' cap for the position and its opening orders or when margin is uncovered."""
     a = ta.account[r]
     c = ta.contract[r]
-    leg = ta.leg[r]
+    leg = np.int64(ta.leg[r])
     lev = ta.leverage[r]
     hedge = bk.acc_hedge[a]
     if leg != LEG_BOTH and not hedge:
@@ -382,12 +382,12 @@ def set_leverage_nb(bk, ct, ta, r, cur):
     mark = cur[c, 0]
     code, r0, r1, r2, r3 = OK, 0.0, 0.0, 0.0, 0.0
     if not hedge:
-        code, r0, r1, r2, r3 = cap_check_nb(bk, ct, a, c, LEG_BOTH, 0, mark)
+        code, r0, r1, r2, r3 = cap_check_nb(bk, ct, a, c, np.int64(LEG_BOTH), np.int64(0), mark)
     else:
         if leg == LEG_BOTH or leg == LEG_LONG:
-            code, r0, r1, r2, r3 = cap_check_nb(bk, ct, a, c, LEG_LONG, 0, mark)
+            code, r0, r1, r2, r3 = cap_check_nb(bk, ct, a, c, np.int64(LEG_LONG), np.int64(0), mark)
         if code == OK and (leg == LEG_BOTH or leg == LEG_SHORT):
-            code, r0, r1, r2, r3 = cap_check_nb(bk, ct, a, c, LEG_SHORT, 0, mark)
+            code, r0, r1, r2, r3 = cap_check_nb(bk, ct, a, c, np.int64(LEG_SHORT), np.int64(0), mark)
     if code == OK:
         raw = raw_free_nb(bk, a, cur)
         if raw < -tol_nb(bk.acc_wallet[a]):
@@ -400,7 +400,7 @@ def set_leverage_nb(bk, ct, ta, r, cur):
     return no_refusal()
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def set_margin_mode_nb(bk, ta, r):
     """``Book.set_margin_mode``: only when flat on the contract; back to cross needs equal legs."""
     a = ta.account[r]
@@ -421,7 +421,7 @@ def set_margin_mode_nb(bk, ta, r):
     return no_refusal()
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def set_position_mode_nb(bk, ta, r):
     """``Book.set_position_mode``: only when flat everywhere; to one-way, each contract keeps
     the lower leg leverage and auto-add only if both legs had it."""
@@ -429,7 +429,7 @@ def set_position_mode_nb(bk, ta, r):
     hedge = ta.mode[r] == 1
     if hedge == bk.acc_hedge[a]:
         return no_refusal()
-    res = refuse_unless_flat_nb(bk, a, -1)
+    res = refuse_unless_flat_nb(bk, a, np.int64(-1))
     if res[0] != OK:
         return res
     bk.acc_hedge[a] = hedge
@@ -446,12 +446,12 @@ def set_position_mode_nb(bk, ta, r):
     return no_refusal()
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def set_auto_add_nb(bk, ta, r):
     """``Book.set_auto_add_margin`` on an isolated contract (or one hedge leg)."""
     a = ta.account[r]
     c = ta.contract[r]
-    leg = ta.leg[r]
+    leg = np.int64(ta.leg[r])
     if bk.set_mode[a, c] != MARGIN_ISOLATED:
         return no_refusal_code(TapeRefusal.AUTO_CROSS)
     if leg != LEG_BOTH and not bk.acc_hedge[a]:
@@ -464,16 +464,16 @@ def set_auto_add_nb(bk, ta, r):
     return no_refusal()
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def set_tp_sl_nb(bk, ta, r, cur):
     """``Book.set_tp_sl``: NaN keeps a trigger, -inf clears it, a negative code is a value the
     Book refuses; refused when a new trigger is already reached at the mark."""
     a = ta.account[r]
     c = ta.contract[r]
-    code, p = find_position_nb(bk, a, c, ta.leg[r])
+    code, p = find_position_nb(bk, a, c, np.int64(ta.leg[r]))
     if code != OK:
         return no_refusal_code(code)
-    side = bk.s_side[p]
+    side = np.int64(bk.s_side[p])
     qty = bk.s_qty[p]
     mark = cur[c, 0]
     new_tp = bk.s_tp[p]
@@ -504,7 +504,7 @@ def set_tp_sl_nb(bk, ta, r, cur):
 
 
 # ------------------------------------------------------------------------ a bar
-@njit(**NB)
+@njit(**NB_INNER)
 def apply_row_nb(bk, ct, sc, ev, pr, ta, ts, r, t, cur):
     """One tape row; returns ``(refusal, contract, leg, side, r0, r1, r2, r3, account changed)``.
     The success event is emitted here or by the action; the refusal event by the caller."""
@@ -521,9 +521,9 @@ def apply_row_nb(bk, ct, sc, ev, pr, ta, ts, r, t, cur):
         return res, -1
     else:
         if kind == Action.ADD_MARGIN:
-            res = margin_move_nb(bk, ct, pr, ta, r, cur, True)
+            res = margin_move_nb(bk, ct, pr, ta, r, cur, np.bool_(True))
         elif kind == Action.REMOVE_MARGIN:
-            res = margin_move_nb(bk, ct, pr, ta, r, cur, False)
+            res = margin_move_nb(bk, ct, pr, ta, r, cur, np.bool_(False))
         elif kind == Action.SET_LEVERAGE:
             res = set_leverage_nb(bk, ct, ta, r, cur)
         elif kind == Action.SET_MARGIN_MODE:
@@ -535,9 +535,9 @@ def apply_row_nb(bk, ct, sc, ev, pr, ta, ts, r, t, cur):
         elif kind == Action.SET_TP_SL:
             res = set_tp_sl_nb(bk, ta, r, cur)
         elif kind == Action.DEPOSIT:
-            res = deposit_nb(bk, ta, ts, r, cur, False)
+            res = deposit_nb(bk, ta, ts, r, cur, np.bool_(False))
         else:
-            res = deposit_nb(bk, ta, ts, r, cur, True)
+            res = deposit_nb(bk, ta, ts, r, cur, np.bool_(True))
         if res[0] == OK:
             emit_action_nb(bk, ev, t, r, a, ta.contract[r], ta.amount[r])
     return res, a
@@ -552,7 +552,7 @@ def apply_tape_nb(bk, ct, mk, pr, ta, ts, sc, ev, lo, hi, t):
     changed are awake from bar ``t``: their wake bar is redone at the bar's last point."""
     n_c = ct.maker_fee.size
     cur = np.empty((n_c, 2))
-    point_prices_nb(mk.ohlc, t, 0, pr.intrabar, cur)
+    point_prices_nb(mk.ohlc, t, np.int64(0), pr.intrabar, cur)
     for r in range(lo, hi):
         a = ta.account[r]
         if ta.static[r]:
@@ -560,7 +560,7 @@ def apply_tape_nb(bk, ct, mk, pr, ta, ts, sc, ev, lo, hi, t):
         else:
             res, a_changed = apply_row_nb(bk, ct, sc, ev, pr, ta, ts, r, t, cur)
             if res[0] == OK:
-                wake_now_nb(sc, pr, a_changed, t, False)
+                wake_now_nb(sc, pr, a_changed, t, np.bool_(False))
                 continue
         code, ic, ileg, iside, r0, r1, r2, r3 = res
         wallet = bk.acc_wallet[a] if a >= 0 else NAN

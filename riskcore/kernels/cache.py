@@ -8,7 +8,7 @@ import hashlib
 import os
 from pathlib import Path
 
-NOT_COMPILED = ("__init__.py", "engine.py", "cache.py", "pack.py", "tape.py", "text.py")  # Python drivers:
+NOT_COMPILED = ("__init__.py", "engine.py", "cache.py", "compiling.py", "pack.py", "tape.py", "text.py")  # Python drivers:
 # editing them leaves the kernels valid
 
 
@@ -47,16 +47,19 @@ def sync_cache(folders=None) -> None:
             pass
 
 
-ENTRY_POINTS = ("step_nb.run_steps_nb", "step_nb.funding_only_nb", "account_nb.init_lp_nb", "sleep_nb.levels_nb")
+ENTRY_POINTS = ("step_nb.run_steps_nb", "account_nb.init_lp_nb", "sleep_nb.levels_nb")
+TAPE_ENTRY_POINTS = ("step_nb.funding_only_nb", "actions_nb.apply_tape_nb")
 
 
-def cache_is_warm() -> bool:
-    """Whether the kernels called from Python are all in numba's cache (beside the sources,
-    or under ``NUMBA_CACHE_DIR``); True when nothing is compiled (``NUMBA_DISABLE_JIT=1``)."""
+def cache_is_warm(tape: bool = False) -> bool:
+    """Whether the kernels called from Python (with ``tape``, also those that apply a tape)
+    are all in numba's cache (beside the sources, or under ``NUMBA_CACHE_DIR``); True when
+    nothing is compiled (``NUMBA_DISABLE_JIT=1``)."""
     if os.environ.get("NUMBA_DISABLE_JIT") == "1":
         return True
     folder = numba_cache_folder()
-    return all(any(folder.glob(f"{name}-*.nbi")) for name in ENTRY_POINTS)
+    names = ENTRY_POINTS + (TAPE_ENTRY_POINTS if tape else ())
+    return all(any(folder.glob(f"{name}-*.nbi")) for name in names)
 
 
 def numba_cache_folder():

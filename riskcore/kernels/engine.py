@@ -276,15 +276,43 @@ def _result(run: _Run, paths: PricePaths, money_start: float, params: Params, in
     return result
 
 
-def warmup() -> dict:
+def warmup_entries(tape: bool = True) -> list:
+    """The jitted functions called from Python: the stepping kernels, the read-outs' loops and,
+    with ``tape``, the kernels that apply a tape (a run without one never compiles them)."""
+    from .. import readouts
+    from .account_nb import init_lp_nb
+    from .compiling import is_kernel
+    from .sleep_nb import levels_nb
+
+    entries = [run_steps_nb, init_lp_nb, levels_nb]
+    entries += [obj for obj in vars(readouts).values() if is_kernel(obj) and obj.py_func.__module__ == readouts.__name__]
+    if tape:
+        entries += [funding_only_nb, apply_tape_nb]
+    return entries
+
+
+def warmup(tape: bool = True, progress=None) -> dict:
     """Compile (or load from the cache) every kernel once, serially, on a tiny book that
-    reaches fills, TP/SL, top-ups, liquidations, bad debt, ADL and the tape, and the
-    read-outs' loops (:mod:`riskcore.readouts`).  Returns seconds taken."""
+    reaches fills, TP/SL, top-ups, liquidations, bad debt, ADL and the tape (without
+    ``tape``: every kernel but the tape's), and the read-outs' loops
+    (:mod:`riskcore.readouts`).  ``progress(done, total, name, seconds)`` is called as each
+    kernel starts compiling (:class:`~riskcore.kernels.compiling.CompileProgress`).
+    Returns ``{"seconds": time taken, "compiled": kernels compiled}``."""
+    from .compiling import CompileProgress, kernels_to_compile
+
+    start = time.perf_counter()
+    watch = CompileProgress(len(kernels_to_compile(warmup_entries(tape))), progress or (lambda *a: None))
+    with watch:
+        _warm(tape)
+    return {"seconds": time.perf_counter() - start, "compiled": watch.done}
+
+
+def warm_inputs() -> tuple:
+    """The warm-up's tiny book, paths, funding rates and tape (see :func:`warmup`)."""
     from ..brackets import Brackets
     from ..inputs import funding_by_step, schedule_tape
     from ..table import contract_frames
 
-    start = time.perf_counter()
     tiers = [{"notional_floor": 0, "notional_cap": 2_000, "mmr": 0.01, "max_leverage": 50},
              {"notional_floor": 2_000, "notional_cap": 1e12, "mmr": 0.05, "max_leverage": 10}]
     contracts, brackets = contract_frames({s: Brackets.from_records(tiers, symbol=s) for s in ("AAA", "BBB")},
@@ -315,10 +343,22 @@ def warmup() -> dict:
     paths = PricePaths.from_frames({"AAA": frame, "BBB": frame})
     rates = funding_by_step({"AAA": pd.DataFrame({"timestamp": stamps[:1], "rate": [0.001]})}, paths)
     tape = schedule_tape([{"timestamp": stamps[1], "action": "deposit", "account": 3, "amount": 1.0}], paths)
+    return book, paths, rates, tape
+
+
+def warm_run(book, paths, rates) -> _Run:
+    """A run of the warm-up book set up as :func:`run_numba` sets it up, not yet stepped (it
+    calls the set-up kernels ``init_lp_nb`` and ``levels_nb``): its arrays have the types
+    the stepping kernels are compiled for."""
+    params = Params(INTRABAR_CODES["ohlc"], False, 0.01, 0.0, DEFAULT_BLOCK, True)
+    return _Run(book, PricePaths.from_frames(paths), rates, [], params, "ohlc", "mark", None, 0.0)
+
+
+def _warm(with_tape: bool) -> None:
+    book, paths, rates, tape = warm_inputs()
     for intrabar in INTRABAR_CODES:
-        result = run_numba(book, paths, rates, tape, liquidation_fee_rate=0.01, intrabar=intrabar)
+        result = run_numba(book, paths, rates, tape if with_tape else None, liquidation_fee_rate=0.01, intrabar=intrabar)
     from ..readouts import readouts  # the read-outs' jitted loops too (a scenario run needs them next)
 
     readouts(book.frames())
     readouts(result.final.frames())
-    return {"seconds": time.perf_counter() - start}

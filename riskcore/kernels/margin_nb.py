@@ -9,10 +9,10 @@ import math
 
 from numba import njit
 
-from .options import NB
+from .options import NB_INNER
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def tier_nb(ct, c, notional):
     """Tier holding ``notional``: the first cap >= notional, the last tier above every cap
     (``np.searchsorted(cap, notional, 'left')`` clipped, as ``Brackets.tier_index``)."""
@@ -23,14 +23,14 @@ def tier_nb(ct, c, notional):
     return i
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def mm_nb(ct, c, notional):
     """Maintenance margin ``notional * mmr - cum`` of the tier holding the notional (section 2)."""
     i = tier_nb(ct, c, notional)
     return notional * ct.mmr[c, i] - ct.cum[c, i]
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def max_notional_nb(ct, c, lev):
     """Largest notional ``lev`` allows: the cap of the last tier whose max leverage >= lev, 0 if none."""
     n = ct.n_tiers[c]
@@ -41,7 +41,7 @@ def max_notional_nb(ct, c, lev):
     return 0.0 if ok == 0 else ct.cap[c, ok - 1]
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def isolated_lp_nb(ct, c, side, qty, entry, wallet, mm_entry):
     """Isolated liquidation price (section 3), as ``riskcore.margin.isolated_liquidation_price``.
 
@@ -67,7 +67,7 @@ def isolated_lp_nb(ct, c, side, qty, entry, wallet, mm_entry):
     return math.nan
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def beyond_nb(side, price, level):
     """Has the price reached a level adverse for this side (long: at or below)?  NaN: never."""
     if math.isnan(level):

@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit
 
 from .enums import MARGIN_ISOLATED, Intrabar, SlotState
-from .options import NB
+from .options import NB, NB_INNER
 
 L1 = 6  # log2 of the bars summarised by one first-level entry
 L2 = 12  # ... by one second-level entry
@@ -74,7 +74,7 @@ def levels_nb(ohlc, intrabar, lo, hi, l1_lo, l1_hi, l2_lo, l2_hi):
             l2_hi[j2, c] = max(l2_hi[j2, c], hi[t, c])
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def first_exit_nb(lv, c, u, lo, hi):
     """The first bar from ``u`` on with a point of contract ``c`` at or below ``lo`` or at or
     above ``hi``; the number of bars when there is none."""
@@ -107,7 +107,7 @@ def wake_bar_nb(bk, ct, lv, band, a, t, cur):
         band[c, 2] = 0.0
     for i in range(bk.acc_ord0[a], bk.acc_ord0[a + 1]):
         if bk.o_live[i]:
-            c = bk.o_contract[i]
+            c = np.int64(bk.o_contract[i])
             if bk.o_side[i] > 0:
                 band[c, 0] = max(band[c, 0], bk.o_price[i])
             else:
@@ -120,8 +120,8 @@ def wake_bar_nb(bk, ct, lv, band, a, t, cur):
     for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
         if bk.s_state[p] != SlotState.LIVE:
             continue
-        c = bk.s_contract[p]
-        side = bk.s_side[p]
+        c = np.int64(bk.s_contract[p])
+        side = np.int64(bk.s_side[p])
         below, above = (bk.s_sl[p], bk.s_tp[p]) if side > 0 else (bk.s_tp[p], bk.s_sl[p])
         if not math.isnan(below):
             band[c, 0] = max(band[c, 0], below)

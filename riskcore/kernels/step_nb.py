@@ -27,13 +27,13 @@ from numba import njit, prange
 from .account_nb import account_point_nb, emit_nb, funding_nb, refresh_lp_nb, view_nb
 from .enums import (MARGIN_CROSS, MARGIN_ISOLATED, AccountFlag, BlockAcc, EventKind, Glob, Intrabar, Reason,
                     SlotState, Stage)
-from .options import NB, NB_PARALLEL
+from .options import NB, NB_INNER, NB_PARALLEL_INNER
 from .sleep_nb import wake_bar_nb
 
 NAN = math.nan
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def n_points_nb(intrabar):
     if intrabar == Intrabar.CLOSE:
         return 1
@@ -42,7 +42,7 @@ def n_points_nb(intrabar):
     return 3
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def point_prices_nb(ohlc, t, k, intrabar, out):
     """``riskcore.inputs.bar_points``: point ``k`` of bar ``t`` into ``out[n_contracts, 2]``
     (column 0 what longs see, column 1 what shorts see)."""
@@ -78,7 +78,7 @@ def point_prices_nb(ohlc, t, k, intrabar, out):
                 out[c, 1] = cl
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def scan_block_nb(bk, ct, a0, a1, cur, out, sc_wake, t):
     """The accounts of ``a0:a1`` that are not quiet at this point (no funding due), written
     to ``out[a0:]``.  Quiet: no resting order reached, no TP/SL crossed, no isolated
@@ -137,7 +137,7 @@ def scan_block_nb(bk, ct, a0, a1, cur, out, sc_wake, t):
     return n
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def live_quantities_nb(bk, a0, a1, q):
     """The live quantity of accounts ``a0:a1`` per contract and view, into ``q``."""
     q[:, :] = 0.0
@@ -146,7 +146,7 @@ def live_quantities_nb(bk, a0, a1, q):
             q[bk.s_contract[p], view_nb(bk.s_side[p])] += bk.s_qty[p]
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def block_point_nb(bk, ct, lv, sc, ev, pr, b, row, t, k, gap, do_funding, funding_only, last, rates_t, prev, cur):
     """One block of accounts at one point (in account order); returns how many of its
     accounts need the serial phase, listed from ``sc.liq_acct[b * block]`` on.
@@ -199,19 +199,21 @@ def block_point_nb(bk, ct, lv, sc, ev, pr, b, row, t, k, gap, do_funding, fundin
     return nliq
 
 
-@njit(**NB_PARALLEL)
+@njit(**NB_PARALLEL_INNER)
 def phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, do_funding, funding_only, last, rates_t, prev, cur):
     """The parallel phase of one point; see the module docstring.  Each block of accounts is
     one work item; events go to the buffer row of the worker thread that runs it."""
     counts = sc.blk_nliq
     n_blocks = counts.size
     for b in prange(n_blocks):
-        row = numba.get_thread_id()
-        counts[b] = block_point_nb(bk, ct, lv, sc, ev, pr, b, row, t, k, gap, do_funding, funding_only, last,
-                                   rates_t, prev, cur)
+        row = np.int64(numba.get_thread_id())
+        # int64(b): a prange index is typed int64 before the loop is outlined and uint64 after,
+        # which would compile everything below twice (see options.py)
+        counts[b] = block_point_nb(bk, ct, lv, sc, ev, pr, np.int64(b), row, t, k, gap, do_funding, funding_only,
+                                   last, rates_t, prev, cur)
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def block_scores_nb(bk, sc, pr, cur, b):
     """ADL sort keys of one block of accounts (see :func:`adl_scores_nb`)."""
     n_acc = bk.acc_wallet.size
@@ -224,7 +226,7 @@ def block_scores_nb(bk, sc, pr, cur, b):
             continue
         upnl_x = 0.0
         for p in range(s0, s1):
-            c = bk.s_contract[p]
+            c = np.int64(bk.s_contract[p])
             if bk.s_state[p] == SlotState.LIVE and bk.set_mode[a, c] == MARGIN_CROSS:
                 px = cur[c, view_nb(bk.s_side[p])]
                 upnl_x += bk.s_side[p] * bk.s_qty[p] * (px - bk.s_entry[p])
@@ -232,8 +234,8 @@ def block_scores_nb(bk, sc, pr, cur, b):
             if bk.s_state[p] != SlotState.LIVE:
                 sc.s_lfee[p] = NAN
                 continue
-            c = bk.s_contract[p]
-            side = bk.s_side[p]
+            c = np.int64(bk.s_contract[p])
+            side = np.int64(bk.s_side[p])
             px = cur[c, view_nb(side)]
             upnl = side * bk.s_qty[p] * (px - bk.s_entry[p])
             notional = bk.s_qty[p] * px
@@ -254,7 +256,7 @@ def block_scores_nb(bk, sc, pr, cur, b):
     return 0
 
 
-@njit(**NB_PARALLEL)
+@njit(**NB_PARALLEL_INNER)
 def adl_scores_nb(bk, sc, pr, cur):
     """Binance's ADL score of every live position outside the deficit accounts, stored as the
     sort key ``-score`` in ``sc.s_lfee`` (NaN: not a candidate).  PnL% x effective leverage
@@ -263,10 +265,10 @@ def adl_scores_nb(bk, sc, pr, cur):
     done = np.zeros(sc.blk_nliq.size, np.int64)
     n_blocks = done.size
     for b in prange(n_blocks):
-        done[b] = block_scores_nb(bk, sc, pr, cur, b)
+        done[b] = block_scores_nb(bk, sc, pr, cur, np.int64(b))
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def ranking_nb(bk, sc, c, side):
     """Candidates of (contract, side), best first; ties keep the canonical (slot) order."""
     n = 0
@@ -284,7 +286,7 @@ def ranking_nb(bk, sc, c, side):
     return idx[np.argsort(keys, kind="mergesort")]
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def wake_now_nb(sc, pr, a, t, last):
     """The serial phase changed account ``a``: look at it again from the next point (the
     rest of bar ``t``, or bar ``t + 1`` after the last point), and redo its bands."""
@@ -296,18 +298,18 @@ def wake_now_nb(sc, pr, a, t, last):
         sc.blk_wake[b] = u
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def owner_nb(bk, p):
     """The account owning slot ``p`` (binary search in the slot offsets)."""
     return np.searchsorted(bk.acc_slot0, p, side="right") - 1
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def close_counterparty_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, o, qty, price):
     """``ReferenceEngine.close_counterparty``: close ``qty`` of slot ``o`` at ``price``."""
     b = owner_nb(bk, o)
-    c = bk.s_contract[o]
-    side = bk.s_side[o]
+    c = np.int64(bk.s_contract[o])
+    side = np.int64(bk.s_side[o])
     q_before = bk.s_qty[o]
     realized = side * qty * (price - bk.s_entry[o])
     isolated = bk.set_mode[b, c] == MARGIN_ISOLATED
@@ -332,7 +334,7 @@ def close_counterparty_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, o, qty, pric
             bk.acc_wallet[b], bk.s_wiso[o], Reason.ADL_COUNTERPARTY, 0, 0, 0.0, 0.0, 0.0, 0.0)
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def deleverage_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, a, slot, deficit, shortfall, cache, built):
     """``ReferenceEngine.deleverage``: a share ``shortfall / deficit`` of each bankrupt position
     closes against the ranked opposite positions at its bankruptcy price."""
@@ -352,8 +354,8 @@ def deleverage_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, a, slot, deficit, sh
     for p in range(s0, s1):
         if bk.s_state[p] != want_state:
             continue
-        c = bk.s_contract[p]
-        side = bk.s_side[p]
+        c = np.int64(bk.s_contract[p])
+        side = np.int64(bk.s_side[p])
         qty = bk.s_qty[p]
         px = sc.s_lpx[p]
         per_unit = deficit * (qty * px / total) / qty
@@ -386,7 +388,7 @@ def deleverage_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, a, slot, deficit, sh
     return recovered
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def phase_b_nb(bk, ct, sc, ev, pr, t, k, last, cur):
     """The serial phase of one point: fees into the fund, bad debt, ADL; see the module docstring."""
     row = ev.count.size - 1
@@ -488,14 +490,14 @@ def phase_b_nb(bk, ct, sc, ev, pr, t, k, last, cur):
         sc.blk_nliq[b] = 0
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def begin_step_nb(sc):
     sc.blk_acc[:, :] = 0.0
     for i in range(Glob.BAD_DEBT, sc.glob.size):
         sc.glob[i] = 0.0
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def end_step_nb(sc, t):
     """The step's row of ``STEP_COLUMNS[2:]``: block sums and the serial phase's sums."""
     s = sc.steps
@@ -518,7 +520,7 @@ def end_step_nb(sc, t):
     s[t, 11] = acc[BlockAcc.OPEN_INTEREST] + g[Glob.OI_ADJUST]
 
 
-@njit(**NB)
+@njit(**NB_INNER)
 def start_prices_nb(mk, t_start, prev):
     """Prices before the first point of bar ``t_start``: the book's marks at the start of the
     run, else the previous bar's close (the last point of every model)."""
@@ -536,13 +538,15 @@ def funding_only_nb(bk, ct, mk, lv, sc, ev, pr, t):
     begin_step_nb(sc)
     n_c = ct.maker_fee.size
     cur = np.empty((n_c, 2))
-    point_prices_nb(mk.ohlc, t, 0, pr.intrabar, cur)
+    zero = np.int64(0)
+    yes = np.bool_(True)
+    point_prices_nb(mk.ohlc, t, zero, pr.intrabar, cur)
     due = False
     for c in range(n_c):
         if mk.rates[t, c] != 0.0:
             due = True
     if due:
-        phase_a_nb(bk, ct, lv, sc, ev, pr, t, 0, True, True, True, False, mk.rates[t], cur, cur)
+        phase_a_nb(bk, ct, lv, sc, ev, pr, t, zero, yes, yes, yes, not yes, mk.rates[t], cur, cur)
 
 
 @njit(**NB)
@@ -570,7 +574,8 @@ def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, t_start, t_end, resume):
             point_prices_nb(mk.ohlc, t, k, pr.intrabar, cur)
             gap = k == 0 and (t == 0 or pr.intrabar != Intrabar.CLOSE)
             last = k == n_points - 1
-            phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, k == 0 and due, False, last, mk.rates[t], prev, cur)
+            phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, k == 0 and due, np.bool_(False), last, mk.rates[t], prev,
+                       cur)
             if sc.blk_nliq.sum() > 0:
                 phase_b_nb(bk, ct, sc, ev, pr, t, k, last, cur)
             prev[:, :] = cur
