@@ -39,6 +39,17 @@ def _fmt(x: float) -> str:
     return f"{x:,.10g}"
 
 
+def _day(date) -> str:
+    """A date as YYYY-MM-DD; ``BracketError`` naming it when it is not one."""
+    try:
+        day = pd.Timestamp(date)
+    except (TypeError, ValueError):
+        day = pd.NaT
+    if pd.isna(day):
+        raise BracketError(f"date {date!r} is not a date (use YYYY-MM-DD)")
+    return day.date().isoformat()
+
+
 class Brackets:
     """A validated, immutable maintenance-margin bracket table for one contract.
 
@@ -226,7 +237,7 @@ class Brackets:
         stem = path.name.removesuffix(".gz")
         if stem.endswith(".jsonl"):
             best = None
-            cutoff = None if date is None else pd.Timestamp(date).date().isoformat()
+            cutoff = None if date is None else _day(date)
             for n, line in enumerate(text.splitlines(), 1):
                 if not line.strip():
                     continue
@@ -269,7 +280,7 @@ class Brackets:
             raise BracketError(f"no shipped {venue} bracket table for {symbol!r}; shipped: {have}")
         dates = sorted(set(rows["effective_date"]))
         if date is not None:
-            cutoff = pd.Timestamp(date).date().isoformat()
+            cutoff = _day(date)
             dates = [d for d in dates if d <= cutoff]
             if not dates:
                 raise BracketError(f"no shipped {venue} table for {symbol!r} in effect on {date}; "
