@@ -361,6 +361,13 @@ class Brackets:
     def scaled(self, mmr_factor: float = 1.0, max_leverage_cap: float | None = None) -> "Brackets":
         """A stressed copy: every mmr times ``mmr_factor`` (cum scales with it) and max leverage
         capped.  Refused when a scaled rate reaches 1/max_leverage of its tier."""
+        def real(v) -> bool:
+            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and np.isfinite(v)
+
+        if not (real(mmr_factor) and mmr_factor > 0):
+            raise BracketError(f"mmr_factor must be a number above 0, not {mmr_factor!r}")
+        if max_leverage_cap is not None and not (real(max_leverage_cap) and max_leverage_cap >= 1):
+            raise BracketError(f"max_leverage_cap must be a number of at least 1, not {max_leverage_cap!r}")
         rate = self.mmr * float(mmr_factor)
         lev = self.max_leverage if max_leverage_cap is None else np.minimum(self.max_leverage, max_leverage_cap)
         # cum is linear in the rates, so it scales with them (and scaled(1.0) equals the table).

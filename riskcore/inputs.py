@@ -128,11 +128,13 @@ class PricePaths:
                     f"is above {LIMIT:g}, outside the range riskcore computes exactly"
                 raise InputError(f"{where}: row {row}, column {OHLC[col]!r}: price {price!r} {why}")
             o, h, l, c = values.T
-            for name, broken in (("high", h < np.maximum(o, c)), ("low", l > np.minimum(o, c))):
+            for name, value, bound, broken in (("high", h, np.maximum(o, c), h < np.maximum(o, c)),
+                                               ("low", l, np.minimum(o, c), l > np.minimum(o, c))):
                 if broken.any():
                     row = int(np.argmax(broken))
                     limit = "below max(open, close)" if name == "high" else "above min(open, close)"
-                    raise InputError(f"{where}: row {row}, column {name!r}: {values[row]} has {name} {limit}")
+                    raise InputError(f"{where}: row {row}, column {name!r}: {name} {float(value[row])!r} is {limit} "
+                                     f"= {float(bound[row])!r}")
             if stamps is None:
                 stamps = ts
             elif ts.size != stamps.size or np.any(ts != stamps):
@@ -199,7 +201,8 @@ def funding_by_step(funding, paths: PricePaths) -> np.ndarray:
         bad = ~np.isfinite(rate) | (np.abs(rate) >= 1)
         if bad.any():
             row = int(np.argmax(bad))
-            raise InputError(f"{where}: row {row}, column 'rate': {rate[row]!r} is not a plausible rate")
+            raise InputError(f"{where}: row {row}, column 'rate': {float(rate[row])!r} is not a plausible rate "
+                             "(a fraction between -1 and 1, e.g. 0.0001)")
         step = np.searchsorted(bar_ns, ts, side="left")
         inside = (ts >= bar_ns[0]) & (step < paths.n_steps)
         c = paths.contracts.index(symbol)

@@ -96,7 +96,7 @@ def _per_contract(name: str, value, symbols: list, *, low: float | None = None, 
                 or (high is not None and v > high):
             bound = "" if low is None else f" {'>' if low_open else '>='} {low:g}"
             bound += "" if high is None else f" and <= {high:g}"
-            raise ValueError(f"{name} of {s} must be a finite number{bound}, not {v!r}")
+            raise ValueError(f"{name} of {s} must be a finite number{bound}, not {float(v)!r}")
     return arr
 
 
