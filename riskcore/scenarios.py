@@ -13,14 +13,13 @@ folder, all or nothing.  See ``docs/scenarios.md`` for the keys.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import itertools
 import json
 import math
-import os
 import shutil
-import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from ._paths import data_dir
 from .brackets import Brackets
 from .checks import LIMIT
 from .errors import RiskcoreError
+from .output import OutputFolderError, OutputTarget  # noqa: F401 (OutputFolderError: part of this API)
 
 
 class ScenarioError(RiskcoreError, ValueError):
@@ -617,25 +617,33 @@ def run_scenario(scenario: Scenario | str | Path, progress_factory=None) -> Scen
     return ScenarioRun(scenario, paths, price_source, books, results, time.perf_counter() - started)
 
 
-def write_outputs(run: ScenarioRun, out_dir) -> Path:
+def write_outputs(run: ScenarioRun, out_dir, *, force: bool = False) -> Path:
     """Write a :class:`ScenarioRun`'s Parquet outputs and HTML report into ``out_dir``, all
-    or nothing (see :func:`run_to_folder`)."""
-    with _OutputFolder(out_dir) as out:
+    or nothing, under the rules of :func:`run_to_folder`."""
+    with _OutputFolder(out_dir, force=force) as out:
         for name, result in run.results.items():
             out.add_variant(name, result, run.books[name])
         out.finish(run.scenario, run.paths, run.price_source, run.seconds)
     return Path(out_dir)
 
 
-def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=None) -> tuple[Path, pd.DataFrame,
-                                                                                            RunTimes, str]:
+def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=None, *, force: bool = False,
+                  before_run=None) -> tuple[Path, pd.DataFrame, RunTimes, str]:
     """Run every variant one after another and write the outputs into ``out_dir``.
 
     Each variant's result is written (events, steps, final positions and accounts) and
     digested for the summary and report as soon as it is done, then dropped, so memory
     holds one variant's result at a time.  Everything is written into a temporary folder
     beside ``out_dir`` that replaces it at the end: a failed run leaves ``out_dir`` as it
-    was.  Returns (folder, summary, phase times, price source)."""
+    was.
+
+    The inputs (every variant's brackets and population, the price paths) and the output
+    folder are checked before anything is simulated.  ``out_dir`` must be empty, absent
+    or an earlier riskcore output (:mod:`riskcore.output`); ``force=True`` moves any other
+    folder aside instead of refusing it (:class:`~riskcore.output.OutputFolderError`).
+    ``before_run(folder)``, when given, is called once the checks pass and the folder is
+    locked, before the first variant runs (``riskcore run`` compiles the kernels there).
+    Returns (folder, summary, phase times, price source)."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     check_variants(scenario)
@@ -645,7 +653,9 @@ def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=Non
     t0 = time.perf_counter()
     paths, price_source = build_paths(scenario, scenario.variants[0][1])
     times.add("build", time.perf_counter() - t0)
-    with _OutputFolder(out_dir, times) as out:
+    with _OutputFolder(out_dir, times, force) as out:
+        if before_run is not None:
+            before_run(out.place)
         for name, cfg in scenario.variants:
             t0 = time.perf_counter()
             table = build_table(scenario, cfg, paths)
@@ -668,25 +678,37 @@ _EVENT_TEXT = ("contract", "leg", "kind", "reason", "reason_code")
 
 class _OutputFolder:
     """The outputs of a run, written variant by variant into a temporary folder that
-    replaces the target at the end (or is removed on failure)."""
+    replaces the target at the end (or is removed on failure).  Which folders may be
+    replaced, the lock and the leftovers of killed runs: :mod:`riskcore.output`."""
 
-    def __init__(self, target, times: RunTimes | None = None):
+    def __init__(self, target, times: RunTimes | None = None, force: bool = False):
         self.target = Path(target)
+        self.place = OutputTarget(target, force)
         self.times = times or RunTimes()
         self.writers: dict = {}
         self.digests: dict = {}
 
     def __enter__(self):
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.tmp-", dir=self.target.parent))
+        self.place.__enter__()
+        self.tmp = self.place.tmp
         return self
 
     def __exit__(self, kind, exc, tb):
-        for writer in self.writers.values():
-            writer.close()
-        if kind is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            for writer in self.writers.values():
+                writer.close()
+        finally:
+            self.place.__exit__(kind, exc, tb)
         return False
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """An error of the file system while writing names the folder (a full disk, say)."""
+        try:
+            yield
+        except OSError as exc:
+            raise OSError(exc.errno, f"writing the outputs into {self.target} failed ({exc.strerror or exc}); "
+                                     f"{self.target} is as it was") from exc
 
     def _append(self, file: str, frame: pd.DataFrame) -> None:
         import pyarrow as pa
@@ -711,15 +733,20 @@ class _OutputFolder:
         self.digests[name] = report.digest(result, start_table, name, outcomes)
         self.times.add("read-outs", time.perf_counter() - t0)
         t0 = time.perf_counter()
-        self._append("events.parquet", result.events.assign(variant=name))
-        self._append("steps.parquet", result.steps.assign(variant=name))
-        self._append("final_positions.parquet", positions.assign(variant=name))
-        self._append("final_accounts.parquet", accounts.assign(variant=name))
-        self._append("outcomes.parquet", outcomes.assign(variant=name))
+        with self._writing():
+            self._append("events.parquet", result.events.assign(variant=name))
+            self._append("steps.parquet", result.steps.assign(variant=name))
+            self._append("final_positions.parquet", positions.assign(variant=name))
+            self._append("final_accounts.parquet", accounts.assign(variant=name))
+            self._append("outcomes.parquet", outcomes.assign(variant=name))
         self.times.add("write", time.perf_counter() - t0)
 
     def finish(self, scenario: Scenario, paths: dict, price_source: str, seconds: float) -> pd.DataFrame:
-        from . import report
+        with self._writing():
+            return self._finish(scenario, paths, price_source, seconds)
+
+    def _finish(self, scenario: Scenario, paths: dict, price_source: str, seconds: float) -> pd.DataFrame:
+        from . import __version__, report
 
         t0 = time.perf_counter()
         for writer in self.writers.values():
@@ -735,20 +762,12 @@ class _OutputFolder:
         self.times.add("report", time.perf_counter() - t0)
         t0 = time.perf_counter()
         shutil.copyfile(scenario.path, self.tmp / "scenario.toml")
-        os.chmod(self.tmp, 0o755)  # mkdtemp makes it private; outputs are ordinary files
         (self.tmp / "run.json").write_text(json.dumps({
             "scenario": str(scenario.path), "name": scenario.name, "variants": list(self.digests),
             "seconds": round(seconds, 3), "phases": {k: round(v, 3) for k, v in self.times.phases.items()},
             "price_source": price_source, "params": {k: d.params for k, d in self.digests.items()},
         }, indent=2, default=str))
-        target = self.target
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-            os.replace(self.tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.tmp, target)
+        self.place.commit(version=__version__, scenario=scenario.name)
         self.times.add("write", time.perf_counter() - t0)
         return summary
 
