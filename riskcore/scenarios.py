@@ -92,8 +92,7 @@ RANGES = {
     "seed": (lambda v: v >= 0, "a whole number >= 0"),
     "n_steps": (lambda v: v >= 1, "a number of bars >= 1"),
     "block": (lambda v: v >= 1, "a number of bars >= 1"),
-    "at": (lambda v: v >= 0, "a bar index >= 0"),
-    "accounts": (lambda v: v >= 1, "a number of accounts >= 1"),
+    "accounts": (lambda v: v >= 0, "a number of accounts >= 0"),
 }
 CHOICES = {"kind": ("gbm", "file", "bootstrap"), "gaps": ("refuse", "fill", "report"),
            "intrabar": ("close", "ohlc", "worst"), "mm_basis": ("mark", "entry"), "engine": ("numba", "reference")}

@@ -83,7 +83,6 @@ SCENARIO_CASES = [
     ("seed-fraction", sub("seed = 3", "seed = 1.5"), 2, ["seed", "1.5"]),
     ("path-seed-negative", sub("vol = 0.5", "vol = 0.5\nseed = -7"), 2, ["path.seed", "-7"]),
     ("population-seed-negative", sub("accounts = 5", "accounts = 5\nseed = -2"), 2, ["population.seed", "-2"]),
-    ("accounts-zero", sub("accounts = 5", "accounts = 0"), 2, ["population.accounts", "0"]),
     ("accounts-negative", sub("accounts = 5", "accounts = -5"), 2, ["population.accounts", "-5"]),
     ("accounts-text", sub("accounts = 5", 'accounts = "many"'), 2, ["population.accounts", "many"]),
     ("accounts-too-many", sub("accounts = 5", "accounts = 1_000_000_000_000"), 2,
@@ -140,6 +139,8 @@ SCENARIO_CASES = [
      ["path", "interval", "fortnightly-ish"]),
     ("wick-after-the-path", add('[[path.wicks]]\ncontract = "BTCUSDT"\nat = 500\ndepth = -0.2\n'), 2,
      ["path", "at=500"]),
+    ("wick-before-the-path", add('[[path.wicks]]\ncontract = "BTCUSDT"\nat = -11\ndepth = -0.2\n'), 2,
+     ["path", "at=-11"]),
     ("wick-unknown-contract", add('[[path.wicks]]\ncontract = "ETHUSDT"\nat = 5\ndepth = -0.2\n'), 2,
      ["path.wicks[0].contract", "ETHUSDT"]),
     ("wick-no-depth", add('[[path.wicks]]\ncontract = "BTCUSDT"\nat = 5\n'), 2, ["path.wicks[0].depth", "required"]),
@@ -463,3 +464,16 @@ def test_valid_inputs_once_refused_are_accepted(tmp_path):
     # closes at open/2 + (close - open/2)/2 = open/4 + close/2
     assert after["low"] == pytest.approx(before["open"] * 0.5)
     assert after["close"] == pytest.approx(before["open"] / 4 + before["close"] / 2)
+
+
+@pytest.mark.parametrize("edit", [sub("accounts = 5", "accounts = 0"),  # an empty study runs
+                                  add('[[path.wicks]]\ncontract = "BTCUSDT"\nat = -1\ndepth = -0.2\n'),  # the last bar
+                                  add("[funding]\nrate = -0.0001\nevery_hours = 0.5\n")])
+def test_valid_edge_values_pass_the_checks(tmp_path, edit):
+    from riskcore.scenarios import build_funding, build_paths, check_variants, load_scenario
+
+    scenario = load_scenario(write_scenario(tmp_path, edit))
+    check_variants(scenario)
+    cfg = scenario.variants[0][1]
+    paths, _ = build_paths(scenario, cfg)
+    build_funding(scenario, cfg, paths)
