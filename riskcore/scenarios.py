@@ -165,7 +165,8 @@ def _check_value(where: str, name: str, v, kind: str) -> None:
             except ValueError:
                 ok = False
             if not ok:
-                _fail(where, f"{name}.{key}", f"{key!r} is not a leverage (a number >= 1, e.g. {{ 10 = 0.5, 20 = 0.5 }})")
+                _fail(where, f"{name}.{key}",
+                      f"{key!r} is not a leverage (a number >= 1, e.g. {{ 10 = 0.5, 20 = 0.5 }})")
     elif kind == "market":
         _check_table(where, name, v, MARKET_KEYS)
     elif kind == "variant-market":
