@@ -208,8 +208,7 @@ class Book:
         marks = {**(marks or {}), **more}
         for symbol, price in marks.items():
             self._contract(symbol)
-            if not (isinstance(price, (int, float, np.floating, np.integer)) and math.isfinite(price) and price > 0):
-                raise ValueError(f"mark price of {symbol} must be a positive finite number, not {price!r}")
+            _check_price(price, f"mark price of {symbol}")
         for symbol, price in marks.items():
             self.contracts[symbol].mark_price = float(price)
 
@@ -222,9 +221,7 @@ class Book:
         if override:
             for symbol, price in override.items():
                 self._contract(symbol)
-                if not (isinstance(price, (int, float, np.floating, np.integer)) and math.isfinite(price)
-                        and price > 0):
-                    raise ValueError(f"mark price of {symbol} must be a positive finite number, not {price!r}")
+                _check_price(price, f"mark price of {symbol}")
                 marks[symbol] = float(price)
         return marks
 

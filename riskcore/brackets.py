@@ -39,6 +39,17 @@ def _fmt(x: float) -> str:
     return f"{x:,.10g}"
 
 
+def _day(date) -> str:
+    """A date as YYYY-MM-DD; ``BracketError`` naming it when it is not one."""
+    try:
+        day = pd.Timestamp(date)
+    except (TypeError, ValueError):
+        day = pd.NaT
+    if pd.isna(day):
+        raise BracketError(f"date {date!r} is not a date (use YYYY-MM-DD)")
+    return day.date().isoformat()
+
+
 class Brackets:
     """A validated, immutable maintenance-margin bracket table for one contract.
 
@@ -226,7 +237,7 @@ class Brackets:
         stem = path.name.removesuffix(".gz")
         if stem.endswith(".jsonl"):
             best = None
-            cutoff = None if date is None else pd.Timestamp(date).date().isoformat()
+            cutoff = None if date is None else _day(date)
             for n, line in enumerate(text.splitlines(), 1):
                 if not line.strip():
                     continue
@@ -269,7 +280,7 @@ class Brackets:
             raise BracketError(f"no shipped {venue} bracket table for {symbol!r}; shipped: {have}")
         dates = sorted(set(rows["effective_date"]))
         if date is not None:
-            cutoff = pd.Timestamp(date).date().isoformat()
+            cutoff = _day(date)
             dates = [d for d in dates if d <= cutoff]
             if not dates:
                 raise BracketError(f"no shipped {venue} table for {symbol!r} in effect on {date}; "
@@ -350,6 +361,13 @@ class Brackets:
     def scaled(self, mmr_factor: float = 1.0, max_leverage_cap: float | None = None) -> "Brackets":
         """A stressed copy: every mmr times ``mmr_factor`` (cum scales with it) and max leverage
         capped.  Refused when a scaled rate reaches 1/max_leverage of its tier."""
+        def real(v) -> bool:
+            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and np.isfinite(v)
+
+        if not (real(mmr_factor) and mmr_factor > 0):
+            raise BracketError(f"mmr_factor must be a number above 0, not {mmr_factor!r}")
+        if max_leverage_cap is not None and not (real(max_leverage_cap) and max_leverage_cap >= 1):
+            raise BracketError(f"max_leverage_cap must be a number of at least 1, not {max_leverage_cap!r}")
         rate = self.mmr * float(mmr_factor)
         lev = self.max_leverage if max_leverage_cap is None else np.minimum(self.max_leverage, max_leverage_cap)
         # cum is linear in the rates, so it scales with them (and scaled(1.0) equals the table).

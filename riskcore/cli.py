@@ -88,15 +88,21 @@ def _cmd_run(args) -> int:
     print(f"riskcore: running {scenario.name} ({path}): {len(scenario.variants)} variant(s): "
           + ", ".join(name for name, _ in scenario.variants))
     bar = None
-    from .kernels.cache import cache_is_warm
-
     compile_seconds = 0.0
-    if not cache_is_warm():  # compile every kernel once, serially, rather than some now and some later
-        print("riskcore: first run: compiling the numba kernels into the cache (under a minute on two cores; "
-              "once)", flush=True)
-        from .kernels.compiling import warm_with_progress
 
-        compile_seconds = warm_with_progress(tape=False)["seconds"]
+    def before_run(folder):  # the inputs and the output folder are checked, the folder locked
+        nonlocal compile_seconds
+        if folder.foreign:
+            print(f"riskcore: --force: {out} holds files riskcore did not write ({len(folder.foreign)}); its "
+                  f"contents will be moved to {out.name}.before-<time> beside it, not deleted", flush=True)
+        from .kernels.cache import cache_is_warm
+
+        if not cache_is_warm():  # compile every kernel once, serially, rather than some now and some later
+            print("riskcore: first run: compiling the numba kernels into the cache (under a minute on two "
+                  "cores; once)", flush=True)
+            from .kernels.compiling import warm_with_progress
+
+            compile_seconds = warm_with_progress(tape=False)["seconds"]
 
     def progress_factory(total):
         nonlocal bar
@@ -109,7 +115,8 @@ def _cmd_run(args) -> int:
         return bar.update
 
     try:
-        target, summary, times, price_source = run_to_folder(scenario, out, progress_factory=progress_factory)
+        target, summary, times, price_source = run_to_folder(scenario, out, progress_factory=progress_factory,
+                                                             force=args.force, before_run=before_run)
     finally:
         if bar is not None:
             bar.close()
@@ -128,8 +135,9 @@ def _cmd_run(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="riskcore", description=__doc__,
-        epilog="exit codes: 0 ok, 1 unexpected failure, 2 bad input (scenario, data, arguments), "
-               "3 a data file is missing, 130 interrupted")
+        epilog="exit codes: 0 ok, 1 the run failed (a full disk, too little memory, a bug), 2 bad input "
+               "(scenario, data, arguments, an output folder that cannot be used), 3 a data file is missing, "
+               "130 interrupted")
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"riskcore {__version__}")
@@ -137,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="run a scenario file (the default scenario when none is named) and write "
                                    "Parquet outputs and an HTML report")
     p.add_argument("scenario", nargs="?", help="a scenario .toml file (default: scenarios/default.toml)")
-    p.add_argument("--out", help="output folder (default: reports/<scenario name>); replaced as a whole")
+    p.add_argument("--out", help="output folder (default: reports/<scenario name>), replaced as a whole when it "
+                                 "is empty or an earlier riskcore output; any other folder is refused")
+    p.add_argument("--force", action="store_true", help="write into an --out folder that riskcore did not "
+                                                        "write: its contents are moved aside to "
+                                                        "NAME.before-<time>, never deleted")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("warmup", help="compile the numba kernels once into the cache (about a minute on a "
@@ -165,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--date", help="the table in effect on this date (YYYY-MM-DD)")
     p.set_defaults(func=_cmd_brackets)
     args = parser.parse_args(argv)
+    from .output import OutputFolderError
     from .scenarios import MissingDataError
 
     try:
@@ -172,9 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     except MissingDataError as exc:
         print(f"riskcore: missing data: {exc}", file=sys.stderr)
         return EXIT_MISSING_DATA
-    except (ValueError, KeyError, FileNotFoundError) as exc:
-        print(f"riskcore: error: {exc}", file=sys.stderr)
+    except (ValueError, KeyError, FileNotFoundError, OutputFolderError) as exc:
+        print(f"riskcore: error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except MemoryError as exc:
+        print(f"riskcore: out of memory: {exc or 'the run needs more memory than this machine has'}; nothing "
+              "was written", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:  # a full disk, say: the message names the folder
+        why = f"{exc.strerror}: {exc.filename}" if exc.filename else (exc.strerror or str(exc))
+        print(f"riskcore: error: {why}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("riskcore: interrupted; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .checks import LIMIT
 from .errors import RiskcoreError
 
 OHLC = ("open", "high", "low", "close")
@@ -38,6 +39,21 @@ def _timestamps(values, where: str) -> np.ndarray:
     if stamps.isna().any():
         raise InputError(f"{where}: timestamp has missing values (row {int(stamps.isna().to_numpy().argmax())})")
     return stamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
+def _prices(column: pd.Series, where: str, name: str) -> np.ndarray:
+    """A price column as float64 (missing values as NaN); text or flags that are not numbers
+    raise, naming the row."""
+    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    raw = column.to_numpy(object)
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.fromiter((isinstance(v, (bool, np.bool_)) for v in raw), bool, raw.size) \
+        | (np.isnan(values) & ~pd.isna(column).to_numpy())
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise InputError(f"{where}: row {row}, column {name!r}: {raw[row]!r} is not a number")
+    return values
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,18 +119,22 @@ class PricePaths:
                 row = int(np.argmax(step <= 0)) + 1
                 what = "duplicate" if step[row - 1] == 0 else "out of order"
                 raise InputError(f"{where}: row {row}: timestamp {pd.Timestamp(ts[row])} is {what}")
-            values = frame[list(OHLC)].to_numpy(dtype=np.float64, na_value=np.nan)
-            bad = ~(np.isfinite(values) & (values > 0))
+            values = np.stack([_prices(frame[col], where, col) for col in OHLC], axis=1)
+            bad = ~(np.isfinite(values) & (values > 0) & (values <= LIMIT))
             if bad.any():
                 row, col = map(int, np.argwhere(bad)[0])
-                raise InputError(f"{where}: row {row}, column {OHLC[col]!r}: price {values[row, col]!r} is not a "
-                                 "positive finite number")
+                price = float(values[row, col])
+                why = "is not a positive finite number" if not price > LIMIT else \
+                    f"is above {LIMIT:g}, outside the range riskcore computes exactly"
+                raise InputError(f"{where}: row {row}, column {OHLC[col]!r}: price {price!r} {why}")
             o, h, l, c = values.T
-            for name, broken in (("high", h < np.maximum(o, c)), ("low", l > np.minimum(o, c))):
+            for name, value, bound, broken in (("high", h, np.maximum(o, c), h < np.maximum(o, c)),
+                                               ("low", l, np.minimum(o, c), l > np.minimum(o, c))):
                 if broken.any():
                     row = int(np.argmax(broken))
                     limit = "below max(open, close)" if name == "high" else "above min(open, close)"
-                    raise InputError(f"{where}: row {row}, column {name!r}: {values[row]} has {name} {limit}")
+                    raise InputError(f"{where}: row {row}, column {name!r}: {name} {float(value[row])!r} is {limit} "
+                                     f"= {float(bound[row])!r}")
             if stamps is None:
                 stamps = ts
             elif ts.size != stamps.size or np.any(ts != stamps):
@@ -181,7 +201,8 @@ def funding_by_step(funding, paths: PricePaths) -> np.ndarray:
         bad = ~np.isfinite(rate) | (np.abs(rate) >= 1)
         if bad.any():
             row = int(np.argmax(bad))
-            raise InputError(f"{where}: row {row}, column 'rate': {rate[row]!r} is not a plausible rate")
+            raise InputError(f"{where}: row {row}, column 'rate': {float(rate[row])!r} is not a plausible rate "
+                             "(a fraction between -1 and 1, e.g. 0.0001)")
         step = np.searchsorted(bar_ns, ts, side="left")
         inside = (ts >= bar_ns[0]) & (step < paths.n_steps)
         c = paths.contracts.index(symbol)

@@ -57,6 +57,7 @@ import pandas as pd
 
 from .book import BINANCE_MAKER_FEE, BINANCE_TAKER_FEE, DEFAULT_LEVERAGE, Book
 from .brackets import Brackets
+from .checks import check_price, rng as _rng
 from .table import FORMAT_VERSION, SCHEMA, TABLES, BookFormatError, BookTable, contract_frames, empty_frames
 
 __all__ = ["PopulationSpec", "generate_population", "generate_population_frames", "load_population"]
@@ -294,8 +295,7 @@ def _check_inputs(n_accounts, contracts, prices, spec: PopulationSpec):
         if symbol not in prices:
             raise ValueError(f"prices has no price for contract {symbol!r}")
         p = prices[symbol]
-        if not (_is_number(p) and math.isfinite(float(p)) and float(p) > 0):
-            raise ValueError(f"prices[{symbol!r}] must be a positive finite number, not {p!r}")
+        check_price(p, f"prices[{symbol!r}]")
         price[i] = float(p)
     extra = sorted(set(prices) - set(symbols))
     if extra:
@@ -329,7 +329,7 @@ def _check_inputs(n_accounts, contracts, prices, spec: PopulationSpec):
 def _draw(n: int, contracts: Mapping, price: np.ndarray, weight: np.ndarray, median: np.ndarray,
           spec: PopulationSpec, seed) -> dict:
     """Draw the population as flat arrays (positions in account order, then contract, then leg)."""
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     n_c = len(price)
     kmax = spec.positions_per_account[1]
 
@@ -527,7 +527,11 @@ def _prepare(n_accounts, contracts, prices, spec, seed):
     symbols, price, weight, median = _check_inputs(n_accounts, contracts, prices, spec)
     n = int(n_accounts)
     contracts = {s: contracts[s] for s in symbols}
-    return spec, symbols, contracts, price, _draw(n, contracts, price, weight, median, spec, seed), n
+    try:
+        drawn = _draw(n, contracts, price, weight, median, spec, seed)
+    except MemoryError:
+        raise MemoryError(f"n_accounts = {n:,}: that many accounts do not fit in memory") from None
+    return spec, symbols, contracts, price, drawn, n
 
 
 def generate_population_frames(n_accounts: int, contracts: Mapping[str, Brackets], prices: Mapping[str, float],

@@ -54,6 +54,7 @@ from numba import njit
 
 from . import margin as fm
 from .brackets import COLUMNS as BRACKET_COLUMNS, Brackets
+from .checks import check_price
 from .table import SCHEMA
 from .enums import (LEG_NAMES, MARGIN_MODE_NAMES, POSITION_MODE_NAMES, Leg, MarginMode, parse_leg,
                     parse_margin_mode, parse_position_mode)
@@ -856,6 +857,7 @@ class _Book:
                 value = math.nan
             if isinstance(price, (bool, np.bool_)) or not (math.isfinite(value) and value > 0):
                 raise ValueError(f"marks: the mark price of {symbol} must be a positive finite number, not {price!r}")
+            check_price(value, f"marks: the mark price of {symbol}")
             mark[self.contract_index[symbol]] = value
         self.mark = mark
 

@@ -13,13 +13,13 @@ folder, all or nothing.  See ``docs/scenarios.md`` for the keys.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import datetime
 import itertools
 import json
 import math
-import os
 import shutil
-import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -30,7 +30,9 @@ import pandas as pd
 
 from ._paths import data_dir
 from .brackets import Brackets
+from .checks import LIMIT
 from .errors import RiskcoreError
+from .output import OutputFolderError, OutputTarget  # noqa: F401 (OutputFolderError: part of this API)
 
 
 class ScenarioError(RiskcoreError, ValueError):
@@ -43,6 +45,7 @@ class MissingDataError(RiskcoreError, FileNotFoundError):
 
 # ----------------------------------------------------------------------- schema
 NUMBER, INTEGER, STRING, BOOL = "number", "integer", "string", "boolean"
+DATE = "date"  # a string or a TOML date
 POPULATION_KEYS = {
     "accounts": INTEGER, "seed": INTEGER, "file": STRING,
     "positions_per_account": "int-or-pair", "contract_weights": "table-of-numbers", "leverage": "leverage",
@@ -55,14 +58,14 @@ POPULATION_KEYS = {
 MARKET_KEYS = {"liquidation_fee_rate": NUMBER, "insurance_fund": NUMBER, "liquidation_slippage": NUMBER,
                "mmr_factor": NUMBER, "max_leverage_cap": NUMBER, "contracts": "contracts"}
 CONTRACT_KEYS = {"brackets": "brackets", "maker_fee": NUMBER, "taker_fee": NUMBER, "start_price": NUMBER}
-BRACKET_KEYS = {"venue": STRING, "symbol": STRING, "date": STRING, "file": STRING, "tiers": "tiers"}
+BRACKET_KEYS = {"venue": STRING, "symbol": STRING, "date": DATE, "file": STRING, "tiers": "tiers"}
 PATH_KEYS = {
-    "kind": STRING, "n_steps": INTEGER, "interval": STRING, "start": STRING, "end": STRING, "seed": INTEGER,
+    "kind": STRING, "n_steps": INTEGER, "interval": STRING, "start": DATE, "end": DATE, "seed": INTEGER,
     "vol": "number-or-table", "drift": "number-or-table", "correlation": NUMBER, "jump_rate": NUMBER,
     "jump_mean": NUMBER, "jump_std": NUMBER, "files": "table-of-strings", "gaps": STRING,
     "wicks": "wicks", "block": INTEGER, "source": "table-of-strings", "price_source": STRING,
 }
-WICK_KEYS = {"contract": STRING, "at": INTEGER, "depth": NUMBER, "recover": BOOL}
+WICK_KEYS = {"contract": STRING, "at": INTEGER, "depth": NUMBER, "recover": "bool-or-fraction"}
 FUNDING_KEYS = {"file": STRING, "rate": NUMBER, "every_hours": NUMBER}
 ENGINE_KEYS = {"intrabar": STRING, "mm_basis": STRING, "engine": STRING}
 VARIANT_KEYS = {"name": STRING, "market": "variant-market", "population": "variant-population",
@@ -73,6 +76,26 @@ TOP_KEYS = {"name": STRING, "description": STRING, "seed": INTEGER, "market": "m
 GRID_KEYS = {"market.mmr_factor", "market.max_leverage_cap", "market.liquidation_fee_rate",
              "market.insurance_fund", "engine.intrabar", "engine.mm_basis",
              *(f"population.{k}" for k in POPULATION_KEYS if k not in ("accounts", "file", "seed"))}
+
+# Bounds of numbers and the words allowed, by key (a key means the same wherever it appears).
+RANGES = {
+    "liquidation_fee_rate": (lambda v: 0 <= v < 0.5, "a fraction from 0 to below 0.5 (e.g. 0.0125)"),
+    "liquidation_slippage": (lambda v: 0 <= v < 0.5, "a fraction from 0 to below 0.5"),
+    "insurance_fund": (lambda v: 0 <= v <= LIMIT, f"an amount from 0 to {LIMIT:g}"),
+    "mmr_factor": (lambda v: v > 0, "a factor above 0 (1.5: every maintenance rate x1.5)"),
+    "max_leverage_cap": (lambda v: v >= 1, "a leverage of at least 1"),
+    "maker_fee": (lambda v: -0.01 < v < 0.1, "a plausible fee rate (a fraction, e.g. 0.0002)"),
+    "taker_fee": (lambda v: -0.01 < v < 0.1, "a plausible fee rate (a fraction, e.g. 0.0005)"),
+    "start_price": (lambda v: 0 < v <= LIMIT, f"a price above 0 and at most {LIMIT:g}"),
+    "rate": (lambda v: -1 < v < 1, "a funding rate per period, a fraction between -1 and 1 (e.g. 0.0001)"),
+    "every_hours": (lambda v: 1 / 60 <= v <= 8760, "the hours between fundings, from 1/60 to 8760 (e.g. 8)"),
+    "seed": (lambda v: v >= 0, "a whole number >= 0"),
+    "n_steps": (lambda v: v >= 1, "a number of bars >= 1"),
+    "block": (lambda v: v >= 1, "a number of bars >= 1"),
+    "accounts": (lambda v: v >= 0, "a number of accounts >= 0"),
+}
+CHOICES = {"kind": ("gbm", "file", "bootstrap"), "gaps": ("refuse", "fill", "report"),
+           "intrabar": ("close", "ohlc", "worst"), "mm_basis": ("mark", "entry"), "engine": ("numba", "reference")}
 
 
 def _fail(where: str, key: str, why: str):
@@ -86,7 +109,18 @@ def _check_table(where: str, prefix: str, value, allowed: dict) -> None:
         name = f"{prefix}.{key}" if prefix else key
         if key not in allowed:
             _fail(where, name, f"unknown key (allowed here: {', '.join(sorted(allowed))})")
-        _check_value(where, name, sub, allowed[key])
+        _check_leaf(where, name, key, sub, allowed[key])
+
+
+def _check_leaf(where: str, name: str, key: str, v, kind: str) -> None:
+    """The value of ``key`` (spelt ``name`` in the file): its type, then its range or words."""
+    _check_value(where, name, v, kind)
+    if key in RANGES and kind in (NUMBER, INTEGER):
+        ok, what = RANGES[key]
+        if not ok(v):
+            _fail(where, name, f"must be {what}, not {v!r}")
+    if key in CHOICES and kind == STRING and v not in CHOICES[key]:
+        _fail(where, name, f"must be one of {', '.join(repr(c) for c in CHOICES[key])}, not {v!r}")
 
 
 def _is_num(v) -> bool:
@@ -98,6 +132,10 @@ def _check_value(where: str, name: str, v, kind: str) -> None:
         _fail(where, name, f"expected a number, got {v!r}")
     elif kind == INTEGER and not (isinstance(v, int) and not isinstance(v, bool)):
         _fail(where, name, f"expected a whole number, got {v!r}")
+    elif kind == DATE and not isinstance(v, (str, datetime.date)):
+        _fail(where, name, f"expected a date (\"2025-06-19\" or 2025-06-19), got {v!r}")
+    elif kind == "bool-or-fraction" and not (isinstance(v, bool) or (_is_num(v) and 0 <= v <= 1)):
+        _fail(where, name, f"expected true, false or a fraction from 0 to 1, got {v!r}")
     elif kind == STRING and not isinstance(v, str):
         _fail(where, name, f"expected a string, got {v!r}")
     elif kind == BOOL and not isinstance(v, bool):
@@ -117,9 +155,18 @@ def _check_value(where: str, name: str, v, kind: str) -> None:
         _fail(where, name, f"expected a table of file names per contract, got {v!r}")
     elif kind == "list-of-strings" and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
         _fail(where, name, f"expected a list of strings, got {v!r}")
-    elif kind == "leverage" and not ((isinstance(v, list) and all(_is_num(x) for x in v))
-                                     or (isinstance(v, dict) and all(_is_num(x) for x in v.values()))):
-        _fail(where, name, f"expected a list of leverages or a table leverage -> weight, got {v!r}")
+    elif kind == "leverage":
+        if not ((isinstance(v, list) and all(_is_num(x) for x in v))
+                or (isinstance(v, dict) and all(_is_num(x) for x in v.values()))):
+            _fail(where, name, f"expected a list of leverages or a table leverage -> weight, got {v!r}")
+        for key in v if isinstance(v, dict) else ():
+            try:
+                ok = float(key) >= 1 and math.isfinite(float(key))
+            except ValueError:
+                ok = False
+            if not ok:
+                _fail(where, f"{name}.{key}",
+                      f"{key!r} is not a leverage (a number >= 1, e.g. {{ 10 = 0.5, 20 = 0.5 }})")
     elif kind == "market":
         _check_table(where, name, v, MARKET_KEYS)
     elif kind == "variant-market":
@@ -133,6 +180,9 @@ def _check_value(where: str, name: str, v, kind: str) -> None:
                 _fail(where, f"{name}.{symbol}.brackets", "required (e.g. {venue = \"binance\", date = ...})")
     elif kind == "brackets":
         _check_table(where, name, v, BRACKET_KEYS)
+        given = [k for k in ("tiers", "file", "venue") if k in v]
+        if len(given) > 1:
+            _fail(where, name, f"give one of tiers, file or venue, not {' and '.join(given)}")
     elif kind == "tiers":
         if not (isinstance(v, list) and v and all(isinstance(t, dict) for t in v)):
             _fail(where, name, "expected a list of tier tables")
@@ -164,6 +214,10 @@ def _check_value(where: str, name: str, v, kind: str) -> None:
                 _fail(where, f"{name}.\"{key}\"", f"cannot be varied (allowed: {', '.join(sorted(GRID_KEYS))})")
             if not isinstance(values, list) or not values:
                 _fail(where, f"{name}.\"{key}\"", "expected a non-empty list of values")
+            section, leaf = key.split(".", 1)
+            kinds = {"market": MARKET_KEYS, "engine": ENGINE_KEYS, "population": POPULATION_KEYS}[section]
+            for i, value in enumerate(values):
+                _check_leaf(where, f"{name}.\"{key}\"[{i}]", leaf, value, kinds[leaf])
 
 
 # -------------------------------------------------------------------- scenario
@@ -199,6 +253,11 @@ def load_scenario(path) -> Scenario:
         config = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{where}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{where}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at offset "
+                            f"{exc.start}); save the scenario file as UTF-8") from None
+    except OSError as exc:
+        raise ScenarioError(f"{where}: cannot be read: {exc.strerror or exc}") from None
     _check_table(where, "", config, TOP_KEYS)
     for section in ("market", "path", "population"):
         if section not in config:
@@ -208,8 +267,8 @@ def load_scenario(path) -> Scenario:
     if "contracts" not in config["market"]:
         _fail(where, "market.contracts", "required")
     kind = config["path"].get("kind")
-    if kind not in ("gbm", "file", "bootstrap"):
-        _fail(where, "path.kind", f"must be 'gbm', 'file' or 'bootstrap', not {kind!r}")
+    if kind is None:
+        _fail(where, "path.kind", "required: 'gbm', 'file' or 'bootstrap'")
     if kind == "file" and "files" not in config["path"]:
         _fail(where, "path.files", "required when path.kind = 'file'")
     if kind in ("gbm", "bootstrap") and "n_steps" not in config["path"]:
@@ -218,11 +277,33 @@ def load_scenario(path) -> Scenario:
         _fail(where, "path.source", "required when path.kind = 'bootstrap'")
     if "accounts" not in config["population"] and "file" not in config["population"]:
         _fail(where, "population.accounts", "required (or population.file)")
-    engine = config.get("engine", {})
-    for key, allowed in (("intrabar", ("close", "ohlc", "worst")), ("mm_basis", ("mark", "entry")),
-                         ("engine", ("numba", "reference"))):
-        if key in engine and engine[key] not in allowed:
-            _fail(where, f"engine.{key}", f"must be one of {allowed}, not {engine[key]!r}")
+    contracts = config["market"]["contracts"]
+    if kind == "gbm":
+        for symbol, c in contracts.items():
+            if "start_price" not in c:
+                _fail(where, f"market.contracts.{symbol}.start_price", "required for a gbm path")
+    for i, wick in enumerate(config["path"].get("wicks", [])):
+        for key in ("contract", "at", "depth"):
+            if key not in wick:
+                _fail(where, f"path.wicks[{i}].{key}", "required")
+        if wick["contract"] not in contracts:
+            _fail(where, f"path.wicks[{i}].contract", f"{wick['contract']!r} is not in market.contracts")
+    if kind in ("file", "bootstrap"):
+        section = "files" if kind == "file" else "source"
+        files = config["path"].get(section, {})
+        for symbol in contracts:
+            if symbol not in files:
+                _fail(where, f"market.contracts.{symbol}", f"has no price file in path.{section} (every contract "
+                                                            "needs one; remove the contract or add its file)")
+        for symbol in files:
+            if symbol not in contracts:
+                _fail(where, f"path.{section}.{symbol}", "is not in market.contracts")
+    funding = config.get("funding", {})
+    if funding and ("file" in funding) == ("rate" in funding):
+        _fail(where, "funding", "give either file (a funding history) or rate (with every_hours), not "
+                                + ("both" if funding.get("file") else "neither"))
+    if "file" in funding and "every_hours" in funding:
+        _fail(where, "funding.every_hours", "goes with funding.rate; a funding file has its own times")
     base = {k: v for k, v in config.items() if k not in ("variants", "grid")}
     variants = [(v["name"], _merge(base, {k: x for k, x in v.items() if k != "name"}))
                 for v in config.get("variants", [{"name": "base"}])]
@@ -243,6 +324,11 @@ def load_scenario(path) -> Scenario:
     names = [n for n, _ in variants]
     if len(set(names)) != len(names):
         _fail(where, "variants", f"variant names must be unique: {names}")
+    for name, cfg in variants:
+        ignored = sorted(set(cfg["population"]) - {"file"}) if "file" in cfg["population"] else []
+        if ignored:
+            _fail(where, f"population.{ignored[0]}", f"has no effect with population.file (variant {name!r}): the "
+                                                     "accounts are read from the file, not drawn")
     return Scenario(path, config, variants)
 
 
@@ -262,14 +348,59 @@ def _brackets(scenario: Scenario, symbol: str, spec: dict, market: dict) -> Brac
                                                spec.get("date"))
         else:
             table = Brackets.load(spec.get("symbol", symbol), spec.get("date"), spec.get("venue", "binance"))
-        factor, cap = market.get("mmr_factor", 1.0), market.get("max_leverage_cap")
-        if factor != 1.0 or cap is not None:
-            table = table.scaled(factor, cap)
     except FileNotFoundError as exc:
         raise MissingDataError(f"{where}: {exc}") from None
     except ValueError as exc:
         raise ScenarioError(f"{where}: {exc}") from None
+    factor, cap = market.get("mmr_factor", 1.0), market.get("max_leverage_cap")
+    if factor != 1.0 or cap is not None:
+        try:
+            table = table.scaled(factor, cap)
+        except ValueError as exc:
+            keys = [f"market.{k} = {market[k]!r}" for k in ("mmr_factor", "max_leverage_cap") if k in market]
+            raise ScenarioError(f"{scenario.path}: {', '.join(keys)}: {exc}") from None
     return table
+
+
+def _all_brackets(scenario: Scenario, cfg: dict) -> dict[str, Brackets]:
+    market = cfg["market"]
+    return {s: _brackets(scenario, s, c["brackets"], market) for s, c in market["contracts"].items()}
+
+
+def _population_spec(scenario: Scenario, cfg: dict):
+    """(accounts, seed, PopulationSpec) of a variant that draws its population."""
+    from .populations import PopulationSpec
+
+    pop = dict(cfg["population"])
+    n = pop.pop("accounts")
+    seed = pop.pop("seed", cfg.get("seed", 0))
+    for key in ("positions_per_account", "leverage_range"):
+        if isinstance(pop.get(key), list):
+            pop[key] = tuple(pop[key])
+    if isinstance(pop.get("leverage"), dict):
+        pop["leverage"] = {float(k): v for k, v in pop["leverage"].items()}
+    for symbol, c in cfg["market"]["contracts"].items():
+        for fee in ("maker_fee", "taker_fee"):
+            if fee in c:
+                pop.setdefault(fee, c[fee])
+    try:
+        return n, seed, PopulationSpec(**pop)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(f"{scenario.path}: population: {exc}") from None
+
+
+def check_variants(scenario: Scenario) -> None:
+    """Build what every variant needs that costs little (bracket tables, population specs), so
+    that a bad value in any variant is found before anything runs."""
+    for name, cfg in scenario.variants:
+        try:
+            _all_brackets(scenario, cfg)
+            if "file" not in cfg["population"]:
+                _population_spec(scenario, cfg)
+        except ScenarioError as exc:
+            if len(scenario.variants) == 1:
+                raise
+            raise ScenarioError(f"{exc} (in variant {name!r})") from None
 
 
 def build_paths(scenario: Scenario, cfg: dict) -> tuple[dict[str, pd.DataFrame], str]:
@@ -283,11 +414,7 @@ def build_paths(scenario: Scenario, cfg: dict) -> tuple[dict[str, pd.DataFrame],
     kind = spec["kind"]
     where = f"{scenario.path}: path"
     if kind == "gbm":
-        starts = {}
-        for symbol, c in contracts.items():
-            if "start_price" not in c:
-                _fail(str(scenario.path), f"market.contracts.{symbol}.start_price", "required for a gbm path")
-            starts[symbol] = c["start_price"]
+        starts = {symbol: c["start_price"] for symbol, c in contracts.items()}
         try:
             paths = synthetic.gbm_paths(starts, spec["n_steps"], interval=spec.get("interval", "1min"),
                                         start=spec.get("start", "2025-01-01"), vol=spec.get("vol", 0.6),
@@ -297,8 +424,11 @@ def build_paths(scenario: Scenario, cfg: dict) -> tuple[dict[str, pd.DataFrame],
             for wick in spec.get("wicks", []):
                 paths = synthetic.inject_wick(paths, wick["contract"], wick["at"], wick["depth"],
                                               wick.get("recover", True))
-        except (ValueError, KeyError) as exc:
+        except ValueError as exc:
             raise ScenarioError(f"{where}: {exc}") from None
+        except MemoryError as exc:
+            raise ScenarioError(f"{where}.n_steps: {exc}") from None
+        _check_paths(paths, where)
         source = spec.get("price_source", f"synthetic GBM (seed {seed})")
         return paths, source
     if kind == "file":
@@ -309,9 +439,6 @@ def build_paths(scenario: Scenario, cfg: dict) -> tuple[dict[str, pd.DataFrame],
     if missing:
         raise MissingDataError(f"{where}: data file(s) not found: {'; '.join(missing)}. Real-data scenarios "
                                "read ../shared/data beside the project; it is not present on this machine.")
-    unknown = sorted(set(files) - set(contracts))
-    if unknown:
-        _fail(str(scenario.path), "path.files", f"contract(s) {unknown} are not in market.contracts")
     try:
         if kind == "file":
             paths = load_paths(files, gaps=spec.get("gaps", "refuse"))
@@ -322,10 +449,11 @@ def build_paths(scenario: Scenario, cfg: dict) -> tuple[dict[str, pd.DataFrame],
                                               **({} if len(real) > 1 else {"contract": next(iter(real))}))
     except ValueError as exc:
         raise ScenarioError(f"{where}: {exc}") from None
+    except MemoryError as exc:
+        raise ScenarioError(f"{where}.n_steps: {exc}") from None
     start, end = spec.get("start"), spec.get("end")
     if start or end:
-        lo = pd.Timestamp(start) if start else None
-        hi = pd.Timestamp(end) if end else None
+        lo, hi = (_time(scenario, f"path.{key}", value) for key, value in (("start", start), ("end", end)))
         for symbol, frame in paths.items():
             keep = np.ones(len(frame), dtype=bool)
             if lo is not None:
@@ -335,9 +463,33 @@ def build_paths(scenario: Scenario, cfg: dict) -> tuple[dict[str, pd.DataFrame],
             paths[symbol] = frame[keep].reset_index(drop=True)
             if not len(paths[symbol]):
                 _fail(str(scenario.path), "path.start", f"no {symbol} bars between {start} and {end}")
+    _check_paths(paths, where)
     names = ", ".join(p.name for p in files.values())
     default = f"{'bootstrap of ' if kind == 'bootstrap' else ''}{names}"
     return paths, spec.get("price_source", default)
+
+
+def _time(scenario: Scenario, key: str, value) -> pd.Timestamp | None:
+    if not value:
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        stamp = pd.NaT
+    if pd.isna(stamp):
+        _fail(str(scenario.path), key, f"{value!r} is not a time (e.g. \"2025-10-10T18:31\")")
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+
+
+def _check_paths(paths: dict, where: str) -> None:
+    """The simulator's own check of the bars (prices positive, finite and at most 1e15; one
+    timeline), made here so that the error says which scenario key or file they came from."""
+    from .inputs import InputError, PricePaths
+
+    try:
+        PricePaths.from_frames(paths)
+    except InputError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
 
 
 def build_book(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame]):
@@ -351,36 +503,25 @@ def build_table(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame]):
     """The population of the variant as a :class:`~riskcore.table.BookTable`, drawn straight
     into the table (or read from ``population.file``), opened at each contract's first
     open price."""
-    from .populations import PopulationSpec, generate_population_table, load_population_table
+    from .populations import generate_population_table, load_population_table
 
-    market = cfg["market"]
-    brackets = {s: _brackets(scenario, s, c["brackets"], market) for s, c in market["contracts"].items()}
-    pop = dict(cfg["population"])
+    brackets = _all_brackets(scenario, cfg)
     where = f"{scenario.path}: population"
-    if "file" in pop:
+    if "file" in cfg["population"]:
         try:
-            return load_population_table(_resolve(scenario, pop["file"]), contracts=brackets)
+            return load_population_table(_resolve(scenario, cfg["population"]["file"]), contracts=brackets)
         except FileNotFoundError as exc:
             raise MissingDataError(f"{where}.file: {exc}") from None
         except ValueError as exc:
             raise ScenarioError(f"{where}.file: {exc}") from None
-    n = pop.pop("accounts")
-    seed = pop.pop("seed", cfg.get("seed", 0))
-    for key in ("positions_per_account", "leverage_range"):
-        if isinstance(pop.get(key), list):
-            pop[key] = tuple(pop[key])
-    if isinstance(pop.get("leverage"), dict):
-        pop["leverage"] = {float(k): v for k, v in pop["leverage"].items()}
-    for symbol, c in market["contracts"].items():
-        for fee in ("maker_fee", "taker_fee"):
-            if fee in c:
-                pop.setdefault(fee, c[fee])
+    n, seed, spec = _population_spec(scenario, cfg)
     prices = {s: float(paths[s]["open"].iloc[0]) for s in brackets if s in paths}
     try:
-        spec = PopulationSpec(**pop)
         return generate_population_table(n, {s: brackets[s] for s in prices}, prices, seed=seed, spec=spec)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"{where}: {exc}") from None
+    except MemoryError as exc:
+        raise ScenarioError(f"{where}.accounts: {exc}") from None
 
 
 def build_funding(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame]):
@@ -397,11 +538,11 @@ def build_funding(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame])
             return {s: f for s, f in load_funding(path).items() if s in paths}
         except ValueError as exc:
             raise ScenarioError(f"{scenario.path}: funding.file: {exc}") from None
-    rate, every = spec.get("rate", 0.0), spec.get("every_hours", 8.0)
+    rate, every = spec["rate"], pd.Timedelta(hours=spec.get("every_hours", 8.0))
     out = {}
     for symbol, frame in paths.items():
         first, last = frame["timestamp"].iloc[0], frame["timestamp"].iloc[-1]
-        times = pd.date_range(first.ceil(f"{every}h"), last, freq=f"{every}h")
+        times = pd.date_range(first.ceil(every), last, freq=every)
         out[symbol] = pd.DataFrame({"timestamp": times, "rate": rate})
     return out
 
@@ -434,15 +575,6 @@ class RunTimes:
         return sum(self.phases.values())
 
 
-def _variant_inputs(scenario: Scenario):
-    """(name, cfg, paths, price source) per variant, the paths built once."""
-    paths = price_source = None
-    for name, cfg in scenario.variants:
-        if paths is None:
-            paths, price_source = build_paths(scenario, cfg)
-        yield name, cfg, paths, price_source
-
-
 def _simulate(scenario: Scenario, cfg: dict, table, paths: dict, funding, tick):
     from .simulate import simulate
 
@@ -470,11 +602,12 @@ def run_scenario(scenario: Scenario | str | Path, progress_factory=None) -> Scen
     ``progress_factory(total_bars)`` may return a callable taking the number of bars to add."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
+    check_variants(scenario)
     started = time.perf_counter()
     books, results = {}, {}
     advance = None
-    paths = price_source = None
-    for name, cfg, paths, price_source in _variant_inputs(scenario):
+    paths, price_source = build_paths(scenario, scenario.variants[0][1])
+    for name, cfg in scenario.variants:
         table = build_table(scenario, cfg, paths)
         funding = build_funding(scenario, cfg, paths)
         if advance is None and progress_factory is not None:
@@ -484,33 +617,46 @@ def run_scenario(scenario: Scenario | str | Path, progress_factory=None) -> Scen
     return ScenarioRun(scenario, paths, price_source, books, results, time.perf_counter() - started)
 
 
-def write_outputs(run: ScenarioRun, out_dir) -> Path:
+def write_outputs(run: ScenarioRun, out_dir, *, force: bool = False) -> Path:
     """Write a :class:`ScenarioRun`'s Parquet outputs and HTML report into ``out_dir``, all
-    or nothing (see :func:`run_to_folder`)."""
-    with _OutputFolder(out_dir) as out:
+    or nothing, under the rules of :func:`run_to_folder`."""
+    with _OutputFolder(out_dir, force=force) as out:
         for name, result in run.results.items():
             out.add_variant(name, result, run.books[name])
         out.finish(run.scenario, run.paths, run.price_source, run.seconds)
     return Path(out_dir)
 
 
-def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=None) -> tuple[Path, pd.DataFrame,
-                                                                                            RunTimes, str]:
+def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=None, *, force: bool = False,
+                  before_run=None) -> tuple[Path, pd.DataFrame, RunTimes, str]:
     """Run every variant one after another and write the outputs into ``out_dir``.
 
     Each variant's result is written (events, steps, final positions and accounts) and
     digested for the summary and report as soon as it is done, then dropped, so memory
     holds one variant's result at a time.  Everything is written into a temporary folder
     beside ``out_dir`` that replaces it at the end: a failed run leaves ``out_dir`` as it
-    was.  Returns (folder, summary, phase times, price source)."""
+    was.
+
+    The inputs (every variant's brackets and population, the price paths) and the output
+    folder are checked before anything is simulated.  ``out_dir`` must be empty, absent
+    or an earlier riskcore output (:mod:`riskcore.output`); ``force=True`` moves any other
+    folder aside instead of refusing it (:class:`~riskcore.output.OutputFolderError`).
+    ``before_run(folder)``, when given, is called once the checks pass and the folder is
+    locked, before the first variant runs (``riskcore run`` compiles the kernels there).
+    Returns (folder, summary, phase times, price source)."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
+    check_variants(scenario)
     times = RunTimes()
     started = time.perf_counter()
     advance = None
-    with _OutputFolder(out_dir, times) as out:
-        paths = price_source = None
-        for name, cfg, paths, price_source in _variant_inputs(scenario):
+    t0 = time.perf_counter()
+    paths, price_source = build_paths(scenario, scenario.variants[0][1])
+    times.add("build", time.perf_counter() - t0)
+    with _OutputFolder(out_dir, times, force) as out:
+        if before_run is not None:
+            before_run(out.place)
+        for name, cfg in scenario.variants:
             t0 = time.perf_counter()
             table = build_table(scenario, cfg, paths)
             funding = build_funding(scenario, cfg, paths)
@@ -532,25 +678,37 @@ _EVENT_TEXT = ("contract", "leg", "kind", "reason", "reason_code")
 
 class _OutputFolder:
     """The outputs of a run, written variant by variant into a temporary folder that
-    replaces the target at the end (or is removed on failure)."""
+    replaces the target at the end (or is removed on failure).  Which folders may be
+    replaced, the lock and the leftovers of killed runs: :mod:`riskcore.output`."""
 
-    def __init__(self, target, times: RunTimes | None = None):
+    def __init__(self, target, times: RunTimes | None = None, force: bool = False):
         self.target = Path(target)
+        self.place = OutputTarget(target, force)
         self.times = times or RunTimes()
         self.writers: dict = {}
         self.digests: dict = {}
 
     def __enter__(self):
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.tmp-", dir=self.target.parent))
+        self.place.__enter__()
+        self.tmp = self.place.tmp
         return self
 
     def __exit__(self, kind, exc, tb):
-        for writer in self.writers.values():
-            writer.close()
-        if kind is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            for writer in self.writers.values():
+                writer.close()
+        finally:
+            self.place.__exit__(kind, exc, tb)
         return False
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """An error of the file system while writing names the folder (a full disk, say)."""
+        try:
+            yield
+        except OSError as exc:
+            raise OSError(exc.errno, f"writing the outputs into {self.target} failed ({exc.strerror or exc}); "
+                                     f"{self.target} is as it was") from exc
 
     def _append(self, file: str, frame: pd.DataFrame) -> None:
         import pyarrow as pa
@@ -575,15 +733,20 @@ class _OutputFolder:
         self.digests[name] = report.digest(result, start_table, name, outcomes)
         self.times.add("read-outs", time.perf_counter() - t0)
         t0 = time.perf_counter()
-        self._append("events.parquet", result.events.assign(variant=name))
-        self._append("steps.parquet", result.steps.assign(variant=name))
-        self._append("final_positions.parquet", positions.assign(variant=name))
-        self._append("final_accounts.parquet", accounts.assign(variant=name))
-        self._append("outcomes.parquet", outcomes.assign(variant=name))
+        with self._writing():
+            self._append("events.parquet", result.events.assign(variant=name))
+            self._append("steps.parquet", result.steps.assign(variant=name))
+            self._append("final_positions.parquet", positions.assign(variant=name))
+            self._append("final_accounts.parquet", accounts.assign(variant=name))
+            self._append("outcomes.parquet", outcomes.assign(variant=name))
         self.times.add("write", time.perf_counter() - t0)
 
     def finish(self, scenario: Scenario, paths: dict, price_source: str, seconds: float) -> pd.DataFrame:
-        from . import report
+        with self._writing():
+            return self._finish(scenario, paths, price_source, seconds)
+
+    def _finish(self, scenario: Scenario, paths: dict, price_source: str, seconds: float) -> pd.DataFrame:
+        from . import __version__, report
 
         t0 = time.perf_counter()
         for writer in self.writers.values():
@@ -599,20 +762,12 @@ class _OutputFolder:
         self.times.add("report", time.perf_counter() - t0)
         t0 = time.perf_counter()
         shutil.copyfile(scenario.path, self.tmp / "scenario.toml")
-        os.chmod(self.tmp, 0o755)  # mkdtemp makes it private; outputs are ordinary files
         (self.tmp / "run.json").write_text(json.dumps({
             "scenario": str(scenario.path), "name": scenario.name, "variants": list(self.digests),
             "seconds": round(seconds, 3), "phases": {k: round(v, 3) for k, v in self.times.phases.items()},
             "price_source": price_source, "params": {k: d.params for k, d in self.digests.items()},
         }, indent=2, default=str))
-        target = self.target
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-            os.replace(self.tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.tmp, target)
+        self.place.commit(version=__version__, scenario=scenario.name)
         self.times.add("write", time.perf_counter() - t0)
         return summary
 

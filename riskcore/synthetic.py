@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .checks import LIMIT, rng as _rng
+
 __all__ = ["gbm_paths", "inject_wick", "bootstrap_paths"]
 
 OHLC = ("open", "high", "low", "close")
@@ -56,6 +58,9 @@ def _start(start) -> pd.Timestamp:
 def _timeline(start, n_steps: int, interval) -> np.ndarray:
     step = _interval(interval)
     t0 = _start(start)
+    if (n_steps - 1) * step.value > pd.Timestamp.max.value - t0.value:
+        raise ValueError(f"n_steps = {n_steps:,} bars of {step} from {t0} end after {pd.Timestamp.max}, the last "
+                         "time pandas can hold")
     return (t0.value + np.arange(n_steps, dtype=np.int64) * step.value).astype("datetime64[ns]")
 
 
@@ -91,7 +96,7 @@ def _per_contract(name: str, value, symbols: list, *, low: float | None = None, 
                 or (high is not None and v > high):
             bound = "" if low is None else f" {'>' if low_open else '>='} {low:g}"
             bound += "" if high is None else f" and <= {high:g}"
-            raise ValueError(f"{name} of {s} must be a finite number{bound}, not {v!r}")
+            raise ValueError(f"{name} of {s} must be a finite number{bound}, not {float(v)!r}")
     return arr
 
 
@@ -102,7 +107,7 @@ def _start_prices(contracts) -> tuple[list, np.ndarray]:
     for s in symbols:
         if not isinstance(s, str) or not s:
             raise ValueError(f"contract symbol must be a non-empty string, not {s!r}")
-    return symbols, _per_contract("start price", dict(contracts), symbols, low=0.0, low_open=True)
+    return symbols, _per_contract("start price", dict(contracts), symbols, low=0.0, low_open=True, high=LIMIT)
 
 
 def _correlation_factor(correlation, n: int) -> np.ndarray:
@@ -134,10 +139,6 @@ def _correlation_factor(correlation, n: int) -> np.ndarray:
         if vals.min() < -1e-9:
             raise ValueError(f"correlation matrix is not positive semi-definite (eigenvalue {vals.min():.3g})") from None
         return vecs * np.sqrt(np.clip(vals, 0.0, None))
-
-
-def _rng(seed):
-    return np.random.default_rng(seed)
 
 
 def _make_frames(symbols: list, stamps: np.ndarray, ohlc: np.ndarray) -> dict[str, pd.DataFrame]:
@@ -222,14 +223,18 @@ def gbm_paths(contracts: Mapping[str, float], n_steps: int, *, interval="1min", 
     if common_jumps and np.unique(lam).size > 1:
         raise ValueError("jump_rate must be the same for every contract when common_jumps is True")
     chol = _correlation_factor(correlation, n_c)
-    stamps = _timeline(start, n_steps, interval)
     dt = (_interval(interval) / YEAR) / substeps
     step_mean = (mu - 0.5 * sig ** 2) * dt
     step_sd = sig * math.sqrt(dt)
     jumps = bool(np.any(lam > 0))
 
     rng = _rng(seed)
-    ohlc = np.empty((n_steps, n_c, 4))
+    try:
+        stamps = _timeline(start, n_steps, interval)
+        ohlc = np.empty((n_steps, n_c, 4))
+    except MemoryError:
+        raise MemoryError(f"n_steps = {n_steps:,}: that many bars of {n_c} contract(s) do not fit in memory") \
+            from None
     last = np.log(s0)
     per_chunk = max(1, _CHUNK // (substeps * n_c))
     for b0 in range(0, n_steps, per_chunk):

@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .brackets import COLUMNS as BRACKET_COLUMNS, Brackets
+from .checks import LIMIT as _LIMIT  # prices, sizes and money above it are refused
 from .errors import BracketError, RiskcoreError
 
 FORMAT_VERSION = 1
@@ -79,7 +80,6 @@ _WORD_ALIASES = {"leg": {"one-way": "both"},
 _SPELLINGS = {"leg": (("both", "one-way", "long", "short"), "leg"),  # as riskcore.enums' parsers say it
               "margin_mode": (("cross", "isolated"), "margin mode"),
               "position_mode": (("one-way", "oneway", "one_way", "hedge"), "position mode")}
-_LIMIT = 1e15  # prices, sizes and money above this are refused: the arithmetic stays exact enough
 
 
 class BookFormatError(RiskcoreError, ValueError):

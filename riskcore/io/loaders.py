@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..checks import LIMIT
 from ..inputs import OHLC, InputError
 
 __all__ = ["DataError", "GAP_MODES", "load_klines", "load_paths", "load_funding", "parse_interval"]
@@ -433,13 +434,16 @@ def _first_problem(candidates: list) -> None:
 def _check_bars(rows: _Rows) -> None:
     ts, values = rows.ts, rows.values
     candidates = []
-    bad = ~(np.isfinite(values) & (values > 0))
+    bad = ~(np.isfinite(values) & (values > 0) & (values <= LIMIT))
     for k, name in enumerate(OHLC):
         col_bad = np.flatnonzero(bad[:, k])
         if col_bad.size:
             i = int(col_bad[0])
             v = values[i, k]
-            what = "missing" if np.isnan(v) else (f"{_num(v)}, not finite" if not np.isfinite(v) else f"{_num(v)}, not positive")
+            what = "missing" if np.isnan(v) else (f"{_num(v)}, not finite" if not np.isfinite(v) else
+                                                  f"{_num(v)}, not positive" if v <= 0 else
+                                                  f"{_num(v)}, above {LIMIT:g} (outside the range riskcore "
+                                                  "computes exactly)")
             candidates.append((i, col_bad.size, f"{rows.where(i, name)}: the price is {what}"))
     ok = ~bad.any(axis=1)
     o, h, l, c = values.T
