@@ -121,14 +121,14 @@ def warm_with_progress(tape: bool = True, stream=None) -> dict:
 
 def _helper_compile() -> None:
     """The helper process of :func:`warm_in_two`: compile, into the shared cache, the kernels
-    the main process reaches last (the checks an account runs last in the parallel phase,
+    the main process reaches last (the stages an account runs after its limit fills,
     the wake-up bands, the serial phase, the read-outs), each for the argument types the
     main process will ask for, so the main process finds them there.  A signature that
     drifts from the main process's only costs time: ``tests/test_compile.py`` checks them."""
     from numba import types
 
     from .. import readouts
-    from .account_nb import cross_check_nb, liquidate_nb
+    from .account_nb import cross_check_nb, isolated_nb, liquidate_nb, tp_sl_nb
     from .engine import warm_inputs, warm_run
     from .sleep_nb import wake_bar_nb
     from .step_nb import phase_b_nb
@@ -141,8 +141,11 @@ def _helper_compile() -> None:
     # in the order the main process reaches them from the end: it types run_steps_nb's calls
     # depth first in source order (account_point_nb's checks, then the wake-up bands, then
     # phase_b_nb), and the read-outs after the run
-    liquidate_nb.compile((bk, ct, sc, ev, pr, i8, i8, i8, i8, i8))
+    stage = (bk, ct, sc, ev, pr, i8, i8, i8, i8, i8, b1, grid, grid)  # (..., a, b, row, t, k, gap, prev, cur)
+    tp_sl_nb.compile(stage)
+    isolated_nb.compile(stage)
     cross_check_nb.compile((bk, ct, sc, i8, b1, grid, grid))
+    liquidate_nb.compile((bk, ct, sc, ev, pr, i8, i8, i8, i8, i8))
     wake_bar_nb.compile((bk, ct, of(run.lv), grid, i8, i8, grid))
     phase_b_nb.compile((bk, ct, sc, ev, pr, i8, i8, b1, grid))
     readouts.readouts(book.frames())

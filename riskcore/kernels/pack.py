@@ -83,6 +83,20 @@ def _accounts_of(index: pd.Index, ids) -> np.ndarray:
     return index.get_indexer(values).astype(np.int64)
 
 
+def _slot_keys(index: pd.Index, pos: pd.DataFrame, contracts: tuple) -> np.ndarray:
+    """Each position's slot key ``(account * n_contracts + contract) * 3 + leg`` (negative:
+    a contract without a path), built in place in one int64 array."""
+    n_c = len(contracts)
+    key = _accounts_of(index, pos["account"])
+    c = _kernel_codes(pos["contract"], contracts)
+    key *= n_c
+    key += c
+    key *= 3
+    key += pos["leg"].cat.codes.to_numpy()
+    key[c < 0] = -1
+    return key
+
+
 def pack_table(table: BookTable, contracts: tuple) -> tuple[BookArrays, PackMeta]:
     """The struct-of-arrays of a validated table, for the contracts ``contracts`` (the
     paths' order).  Vectorised: no Python loop over rows."""
@@ -114,44 +128,56 @@ def pack_table(table: BookTable, contracts: tuple) -> tuple[BookArrays, PackMeta
 
     pos = table.positions
     orders = table.orders
-    p_acc = _accounts_of(index, pos["account"])
-    p_c = _kernel_codes(pos["contract"], contracts)
-    p_leg = pos["leg"].cat.codes.to_numpy().astype(np.int64)
+    # one slot per (account, contract, leg) held or reachable by a resting order; the
+    # temporaries are let go as soon as they are used (a 10M-position book: 80 MB each)
+    p_key = _slot_keys(index, pos, contracts)
     o_acc = _accounts_of(index, orders["account"])
     o_c = _kernel_codes(orders["contract"], contracts)
     o_leg = orders["leg"].cat.codes.to_numpy().astype(np.int64)
-    if (p_c < 0).any() or (o_c < 0).any():
+    if (p_key < 0).any() or (o_c < 0).any():
         raise ValueError("a position or order is on a contract without a price path")
-    # one slot per (account, contract, leg) held or reachable by a resting order
-    p_key = (p_acc * n_c + p_c) * 3 + p_leg
-    o_key = (o_acc * n_c + o_c) * 3 + o_leg
-    keys = np.sort(np.concatenate([p_key, o_key])) if len(orders) else np.sort(p_key)
-    if len(orders):  # one slot per key (a sort and a comparison: faster than np.unique's hash here)
-        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    direct = not len(orders) and bool(np.all(p_key[1:] > p_key[:-1]))  # the table is in slot order already
+    if direct:
+        keys = p_key
+    else:
+        o_key = (o_acc * n_c + o_c) * 3 + o_leg
+        keys = np.sort(np.concatenate([p_key, o_key])) if len(orders) else np.sort(p_key)
+        del o_key
+        if len(orders):  # one slot per key (a sort and a comparison: faster than np.unique's hash here)
+            keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
     n_slots = keys.size
-    s_acc = keys // (3 * n_c)
+    acc_slot0 = np.zeros(n_acc + 1, np.int64)
+    np.cumsum(np.bincount(keys // (3 * n_c), minlength=n_acc), out=acc_slot0[1:])
     s_contract = ((keys // 3) % n_c).astype(np.int32)
     s_leg = (keys % 3).astype(np.int8)
-    acc_slot0 = np.zeros(n_acc + 1, np.int64)
-    np.cumsum(np.bincount(s_acc, minlength=n_acc), out=acc_slot0[1:])
-    s_state = np.zeros(n_slots, np.int8)
-    s_side = np.where(s_leg == 2, -1, 1).astype(np.int8)
-    s_qty = np.zeros(n_slots)
-    s_entry = np.zeros(n_slots)
-    s_wiso = np.zeros(n_slots)
-    s_tp = np.full(n_slots, np.nan)
-    s_sl = np.full(n_slots, np.nan)
-    s_seq = np.zeros(n_slots, np.int64)
-    if len(pos):
-        at = np.searchsorted(keys, p_key)
-        s_seq[at] = np.arange(len(pos))  # the table's row order: each account's positions in the Book's dict order
-        s_state[at] = SlotState.LIVE
-        s_side[at] = pos["side"].to_numpy(np.int8)
-        s_qty[at] = pos["qty"].to_numpy(np.float64)
-        s_entry[at] = pos["entry_price"].to_numpy(np.float64)
-        s_wiso[at] = pos["wallet_iso"].to_numpy(np.float64)
-        s_tp[at] = pos["take_profit"].to_numpy(np.float64)
-        s_sl[at] = pos["stop_loss"].to_numpy(np.float64)
+    if direct:  # every slot is a position, in the table's order: plain copies of its columns
+        del keys, p_key
+        s_state = np.full(n_slots, SlotState.LIVE, np.int8)
+        s_side = pos["side"].to_numpy(np.int8).copy()
+        s_qty, s_entry, s_wiso, s_tp, s_sl = (pos[c].to_numpy(np.float64).copy() for c in (
+            "qty", "entry_price", "wallet_iso", "take_profit", "stop_loss"))
+        s_seq = np.arange(n_slots, dtype=np.int64)
+    else:
+        s_state = np.zeros(n_slots, np.int8)
+        s_side = np.where(s_leg == 2, -1, 1).astype(np.int8)
+        s_qty = np.zeros(n_slots)
+        s_entry = np.zeros(n_slots)
+        s_wiso = np.zeros(n_slots)
+        s_tp = np.full(n_slots, np.nan)
+        s_sl = np.full(n_slots, np.nan)
+        s_seq = np.zeros(n_slots, np.int64)
+        if len(pos):
+            at = np.searchsorted(keys, p_key)
+            del keys, p_key
+            s_seq[at] = np.arange(len(pos))  # the table's row order: each account's positions in the Book's dict order
+            s_state[at] = SlotState.LIVE
+            s_side[at] = pos["side"].to_numpy(np.int8)
+            s_qty[at] = pos["qty"].to_numpy(np.float64)
+            s_entry[at] = pos["entry_price"].to_numpy(np.float64)
+            s_wiso[at] = pos["wallet_iso"].to_numpy(np.float64)
+            s_tp[at] = pos["take_profit"].to_numpy(np.float64)
+            s_sl[at] = pos["stop_loss"].to_numpy(np.float64)
+            del at
 
     o_ids = orders["order_id"].to_numpy(np.int64)
     order = np.lexsort((o_ids, o_acc))
