@@ -167,7 +167,22 @@ class _Run:
         if not self.drained:
             ints, floats = gather_events(self.ev)
             return ints, floats
-        return np.concatenate([i for i, _ in self.drained]), np.concatenate([f for _, f in self.drained])
+        # copied into place chunk by chunk, each chunk let go once copied: the events are
+        # held about once, not twice as np.concatenate would hold them
+        n = sum(len(i) for i, _ in self.drained)
+        first_i, first_f = self.drained[0]
+        ints = np.empty((n,) + first_i.shape[1:], first_i.dtype)
+        floats = np.empty((n,) + first_f.shape[1:], first_f.dtype)
+        del first_i, first_f
+        at = 0
+        self.drained.reverse()
+        while self.drained:
+            i, f = self.drained.pop()
+            ints[at:at + len(i)] = i
+            floats[at:at + len(i)] = f
+            at += len(i)
+            del i, f
+        return ints, floats
 
     def apply_actions(self, ts: int) -> None:
         """The tape's actions of bar ``ts``, in the kernel (every account they change wakes)."""
