@@ -2,19 +2,23 @@
 
 A report compares *variants*: runs of the same population through the same price
 paths that differ in one setting (``"cross"``, ``"isolated"``, ``"isolated+auto-add"``,
-...).  The variants are named by the caller; the order of the ``runs`` mapping is the
-order of the tables and charts.  ``start_book`` is the book the runs started from, or
+...).  The variants are named by the caller; the report groups them by the margin mode
+their accounts hold (:data:`MODES`), in the order of the ``runs`` mapping within a mode.
+``start_book`` is the book the runs started from, or
 ``{variant: Book}`` when the variants started from different books; a book whose money
 does not match a run's ledger (``money_start``) is refused with ``ValueError``.
 
 * :func:`account_outcomes` -- one row per account of one run: equity at the start and
-  the end, PnL, whether it was liquidated, its top-ups, the margin modes it held.
+  the end, PnL, whether it was liquidated, its top-ups, the margin modes, leverage and
+  distance to liquidation it started with.
 * :func:`summarize` -- one row per variant: liquidations, bad debt, insurance fund,
   ADL, top-ups, mean loss per account, accounts saved by auto-add-margin.
-* :func:`write_report` -- charts (``price.png``, ``liquidations.png``,
-  ``insurance.png``, ``outcomes.png``, ``comparison.png``) and a self-contained
+* :func:`leverage_table`, :func:`distance_table` -- outcomes by leverage and account
+  margin mode, and by distance to liquidation at the start.
+* :func:`write_report` -- the charts of :data:`CHARTS` and a self-contained
   ``report.html`` (plain HTML, inline CSS, no script, no external resource) that
-  shows them by relative file name.
+  shows them by relative file name; its sections are :data:`SECTIONS`, described in
+  ``docs/scenarios.md``.
 
 Equity, the measure of an account's money used throughout::
 
