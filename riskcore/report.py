@@ -796,6 +796,24 @@ def _stairs(ax, times: np.ndarray, values: np.ndarray, **kwargs) -> None:
     ax.plot(x, y, drawstyle="steps-post", **kwargs)
 
 
+def _bars(ax, left: np.ndarray, width: np.timedelta64, values: np.ndarray, **kwargs) -> None:
+    """Bars of one ``width`` starting at ``left`` (datetime64), drawn as one filled step
+    patch (thousands of Rectangle patches would take seconds); zero bars are left out."""
+    import matplotlib.dates as mdates
+
+    keep = values != 0
+    k = int(keep.sum())
+    if k == 0:
+        return
+    lo = mdates.date2num(left[keep])
+    w = float(np.asarray(width).astype("timedelta64[ns]").astype(np.int64)) / 86_400e9
+    edges = np.empty(2 * k)
+    edges[0::2], edges[1::2] = lo, lo + w
+    heights = np.zeros(2 * k - 1)
+    heights[0::2] = values[keep]
+    ax.stairs(heights, edges, fill=True, **kwargs)
+
+
 def _bar_text(bar: np.timedelta64) -> str:
     minutes = int(bar.astype("timedelta64[s]").astype(np.int64)) / 60.0
     if minutes < 1:
@@ -815,11 +833,12 @@ class _Window:
     share: float  # of all liquidated notional (all variants) inside
 
 
-def _event_window(runs: Mapping[str, VariantDigest], min_bars: int = 30, max_bars: int = 180,
+def _event_window(runs: Mapping[str, VariantDigest], min_bars: int = 30, max_bars: int = 60,
                   mass: float = 0.8) -> _Window | None:
     """The shortest run of bars holding ``mass`` of the liquidated notional of all variants,
-    widened to ``min_bars`` around it (at most ``max_bars``, centred on the peak); None
-    without liquidations, or when the whole run is short enough to need no zoom."""
+    widened to ``min_bars`` around it; when that run is longer than ``max_bars``, the
+    ``max_bars`` bars holding the most.  None without liquidations, or when the whole run
+    is short enough to need no zoom."""
     n = max((len(d.steps) for d in runs.values()), default=0)
     if n == 0:
         return None
@@ -844,9 +863,9 @@ def _event_window(runs: Mapping[str, VariantDigest], min_bars: int = 30, max_bar
         if cum[j] - cum[i] >= mass * whole and j - i < best[1] - best[0]:
             best = (i, j)
     lo, hi = best
-    peak = int(np.argmax(total))
     if hi - lo > max_bars:
-        lo, hi = peak - max_bars // 2, peak + max_bars // 2
+        lo = int(np.argmax(cum[max_bars:] - cum[:-max_bars]))
+        hi = lo + max_bars
     pad = max(3, (min_bars - (hi - lo) + 1) // 2)
     lo, hi = max(0, lo - pad), min(n, hi + pad)
     if hi - lo < min_bars:
@@ -931,7 +950,7 @@ def _chart_prices(path: Path, runs: Mapping[str, VariantDigest], frames: dict[st
             ax.grid(alpha=0.3)
             _time_axis(ax)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8, markerscale=0.7,
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=8, markerscale=0.7,
                frameon=False)
     _save(fig, path)
 
@@ -971,13 +990,16 @@ def _chart_liquidations(path: Path, runs: Mapping[str, VariantDigest], styles: M
                 width = bar / len(names)
                 x = t[sl] + width * j
                 for ax, v in zip(zoom, (count, notional)):
-                    ax.bar(x, v[sl], width=width, align="edge", color=s.color, edgecolor=s.color, linewidth=0.3)
+                    _bars(ax, x, width, v[sl], color=s.color)
         ax_full.set_title(f"{group}: whole run", loc="left", fontsize=10)
         ax_full.legend(loc="upper left", fontsize=8, title="liquidations", title_fontsize=8)
         if window:
             ax_full.axvspan(window.start, window.end, color="#ffd54f", alpha=0.25, linewidth=0)
-            zoom[0].set_title(f"{group}: event window {_window_text(window)}", loc="left", fontsize=10)
+            import matplotlib.dates as mdates
+
+            zoom[0].set_title(f"{group}: zoom on {_window_text(window)}", loc="left", fontsize=10)
             zoom[0].sharex(zoom[1])
+            zoom[1].set_xlim(mdates.date2num(window.start), mdates.date2num(window.end))
         rows = [(ax_full, "count")] + ([(zoom[0], "count"), (zoom[1], "money")] if window
                                        else [(notional_full, "money")])
         for ax, kind in rows:

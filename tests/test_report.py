@@ -673,3 +673,32 @@ def test_scenario_findings_and_modelling_notes(crash_report):
 def test_scenario_report_time_is_recorded(crash_report):
     _, _, times = crash_report
     assert 0.0 < times.phases["report"] < 60.0
+
+
+def test_event_window():
+    from riskcore.report import VariantDigest, _event_window
+
+    def run(notional):
+        n = len(notional)
+        steps = pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=n, freq="1min"),
+                              "liquidations": (np.asarray(notional) > 0).astype(float),
+                              "liquidated_notional": np.asarray(notional, float)})
+        return VariantDigest(steps, {}, {}, {}, None, np.array([]))
+
+    # 300 bars: 10 at bar 100, 100 at each of bars 150-155, 5 at bar 250; total 615, 80% = 492:
+    # the shortest run holding it is 5 bars, 150-154 (500), padded by (30 - 5 + 1) // 2 = 13 on
+    # each side to at least 30 bars: bars 137-167, holding 600 / 615.
+    notional = np.zeros(300)
+    notional[100], notional[150:156], notional[250] = 10.0, 100.0, 5.0
+    w = _event_window({"a": run(notional), "b": run(notional)})
+    assert (w.first, w.last) == (137, 167) and w.share == approx(600 / 615)
+    assert w.start == np.datetime64("2024-01-01T02:17") and w.end == np.datetime64("2024-01-01T02:48")
+    assert _event_window({"a": run(np.zeros(300))}) is None
+    # liquidations everywhere, twice as heavy in bars 200-259: the 80% run is too long, so the
+    # 60 bars holding the most, padded by 3 on each side
+    spread = np.ones(300)
+    spread[200:260] = 2.0
+    w = _event_window({"a": run(spread)})
+    assert (w.first, w.last) == (197, 262)
+    # a run too short to need a zoom
+    assert _event_window({"a": run(np.ones(40))}) is None
