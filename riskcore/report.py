@@ -674,7 +674,14 @@ def _styles(runs: Mapping[str, VariantDigest], rows: list) -> dict[str, _Style]:
     from matplotlib import colormaps
 
     names = list(runs)
-    differ = [(key, texts) for key, texts, _ in rows if len(set(texts)) > 1 and key not in _MODE_KEYS]
+    # what sets the variants apart, margin mode aside: the scenario's settings when given (a
+    # start book's leverages or positions may follow from its margin mode), else the runs'
+    # parameters and the bracket tables
+    scenario = any(source == "scenario" for _, _, source in rows)
+    differ = [(key, texts) for key, texts, source in rows
+              if len(set(texts)) > 1 and key not in _MODE_KEYS
+              and (source == "scenario" if scenario else (source == "run" or "bracket" in key
+                                                          or "maintenance" in key))]
     setting_keys = [(key, texts) for key, texts in differ if "." in key]
     groups = {name: runs[name].profile.get("mode", "mixed") for name in names}
     members: dict[str, list] = {}
