@@ -758,7 +758,8 @@ class _OutputFolder:
         t0 = time.perf_counter()
         notes = list(scenario.config.get("notes", []))
         report.write_report(self.tmp, self.digests, paths, title=scenario.name, notes=notes,
-                            price_source=price_source)
+                            price_source=price_source, description=scenario.config.get("description", ""),
+                            seed=scenario.config.get("seed", 0), settings=dict(scenario.variants))
         self.times.add("report", time.perf_counter() - t0)
         t0 = time.perf_counter()
         shutil.copyfile(scenario.path, self.tmp / "scenario.toml")
