@@ -12,9 +12,9 @@ from . import exit_codes
 from .exit_codes import (BAD_INPUT as EXIT_BAD_INPUT, FAILED as EXIT_FAILED, INTERRUPTED as EXIT_INTERRUPTED,
                          MISSING_DATA as EXIT_MISSING_DATA, OK as EXIT_OK)
 
-DESCRIPTION = ("riskcore: a risk simulator for perpetual-futures margin (isolated and cross, brackets, "
-               "auto-add-margin, liquidations). 'riskcore run' runs the default scenario and writes "
-               "reports/default/report.html; 'riskcore COMMAND --help' tells more.")
+DESCRIPTION = ("riskcore: a risk simulator for perpetual-futures margin (isolated and cross margin,\n"
+               "brackets, auto-add-margin, liquidations). 'riskcore run' runs the default scenario and\n"
+               "writes reports/default/report.html; 'riskcore COMMAND --help' tells more.")
 
 
 def _cmd_example(args) -> int:
@@ -275,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
                                       "2-core machine; later starts load them in under a second)")
     p.set_defaults(func=_cmd_warmup)
     p = sub.add_parser("bench", help="run the kernel benchmarks (from a source clone); prints a table and writes "
-                                     "reports/bench.json")
+                                     "reports/bench.json; --compare BASELINE.json [--results NEW.json] finds "
+                                     "regressions")
     p.add_argument("--quick", action="store_true", help="small cases: a smoke test of a minute or two")
     p.add_argument("--only", nargs="+", metavar="CASE", help="run only these cases (huge_10M_x_1440 runs only "
                                                              "when named)")

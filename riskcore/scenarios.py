@@ -108,7 +108,8 @@ def _check_table(where: str, prefix: str, value, allowed: dict) -> None:
     for key, sub in value.items():
         name = f"{prefix}.{key}" if prefix else key
         if key not in allowed:
-            _fail(where, name, f"unknown key (allowed here: {', '.join(sorted(allowed))})")
+            _fail(where, name, f"unknown key (allowed here: {', '.join(sorted(allowed))}; 'riskcore keys' "
+                               "lists every key)")
         _check_leaf(where, name, key, sub, allowed[key])
 
 
@@ -211,7 +212,8 @@ def _check_value(where: str, name: str, v, kind: str) -> None:
             _fail(where, name, "expected a table of 'section.key' = [values]")
         for key, values in v.items():
             if key not in GRID_KEYS:
-                _fail(where, f"{name}.\"{key}\"", f"cannot be varied (allowed: {', '.join(sorted(GRID_KEYS))})")
+                _fail(where, f"{name}.\"{key}\"", f"cannot be varied (allowed: {', '.join(sorted(GRID_KEYS))}; "
+                                                   "'riskcore keys' lists every key)")
             if not isinstance(values, list) or not values:
                 _fail(where, f"{name}.\"{key}\"", "expected a non-empty list of values")
             section, leaf = key.split(".", 1)
