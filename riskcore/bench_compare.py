@@ -179,6 +179,11 @@ def _machines(baseline: dict, new: dict) -> list[str]:
                    + "): timings may not be comparable")
     if missing:
         out.append(f"note: not recorded in both files: {', '.join(missing)}")
+    for label, data in (("baseline", baseline), ("new results", new)):
+        busy = sorted(n for n, c in data["cases"].items() if (_num(c.get("other_cpus")) or 0.0) > 0.2)
+        if busy:
+            out.append(f"note: in the {label}, other processes kept the machine busy during {', '.join(busy)}: "
+                       "those timings are not meaningful")
     return out
 
 

@@ -326,9 +326,11 @@ def test_bench_compare_ignores_noise_below_min_seconds_and_faster_runs(tmp_path,
 def test_bench_compare_a_case_of_another_size_is_not_compared(tmp_path, capsys):
     base = bench_json(tmp_path / "base.json")
     new = bench_json(tmp_path / "new.json", cases__main_20k_x_360__accounts=40_000,
-                     cases__main_20k_x_360__simulate_seconds=9.0, machine__cpu_model="Other CPU")
+                     cases__main_20k_x_360__simulate_seconds=9.0, machine__cpu_model="Other CPU",
+                     cases__run_20k_x1__other_cpus=1.0)
     assert main(["bench", "--compare", str(base), "--results", str(new)]) == 0
     out = capsys.readouterr().out
+    assert "in the new results, other processes kept the machine busy during run_20k_x1" in out
     assert "not compared: main_20k_x_360: not the same case (accounts 20000 -> 40000)" in out
     assert "the machines differ (cpu_model: Test CPU -> Other CPU)" in out
 
