@@ -38,7 +38,6 @@ import gc
 import io
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -401,6 +400,19 @@ def table(results: dict) -> str:
 
 
 # ---------------------------------------------------------------------------- main
+def _commit() -> str | None:
+    """The clone's commit (with "+changes" when its files differ from it), or None."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode:
+        return None
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
 def main(argv=None) -> int:
     from benchmarks import cases
 
@@ -444,14 +456,11 @@ def main(argv=None) -> int:
     from benchmarks import baselines
 
     baselines.warm()  # the speed-of-light loops' cache too
-    results = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
-                           "cpus": os.cpu_count(), "processor": platform.processor()},
-               "compile": None if args.no_compile else compile_times(), "cases": {}}
-    import numba
-    import numpy
+    from riskcore.bench_compare import SCHEMA, machine_info
 
-    results["machine"].update(numba=numba.__version__, numpy=numpy.__version__,
-                              threads=numba.config.NUMBA_NUM_THREADS)
+    results = {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv[1:],
+               "commit": _commit(), "machine": machine_info(),
+               "compile": None if args.no_compile else compile_times(), "cases": {}}
     for name in specs:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--case", name]
         t0 = time.perf_counter()

@@ -1,11 +1,20 @@
-"""The ``riskcore`` command line."""
+"""The riskcore command line."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import pandas as pd
+
+from . import exit_codes
+from .exit_codes import (BAD_INPUT as EXIT_BAD_INPUT, FAILED as EXIT_FAILED, INTERRUPTED as EXIT_INTERRUPTED,
+                         MISSING_DATA as EXIT_MISSING_DATA, OK as EXIT_OK)
+
+DESCRIPTION = ("riskcore: a risk simulator for perpetual-futures margin (isolated and cross margin,\n"
+               "brackets, auto-add-margin, liquidations). 'riskcore run' runs the default scenario and\n"
+               "writes reports/default/report.html; 'riskcore COMMAND --help' tells more.")
 
 
 def _cmd_example(args) -> int:
@@ -47,6 +56,13 @@ def _cmd_brackets(args) -> int:
     return 0
 
 
+def _cmd_keys(args) -> int:
+    from .scenario_keys import markdown
+
+    print(markdown())
+    return EXIT_OK
+
+
 def _cmd_warmup(args) -> int:
     from .kernels.compiling import warm_with_progress
 
@@ -59,21 +75,121 @@ def _cmd_warmup(args) -> int:
 def _cmd_bench(args) -> int:
     import subprocess
 
+    from . import bench_compare
+
+    tolerance = bench_compare.parse_tolerance(args.tolerance)
+    if args.results and not args.compare:
+        raise ValueError("--results NEW.json goes with --compare BASELINE.json")
+    if args.compare:
+        baseline = bench_compare.load(args.compare)  # a bad baseline is found before a long run
+    if args.results:  # compare two files already written: nothing is run
+        return _compare(baseline, args.compare, bench_compare.load(args.results), args.results, tolerance,
+                        args.min_seconds)
     root = Path(__file__).resolve().parents[1]
     if not (root / "benchmarks" / "run.py").is_file():
         raise FileNotFoundError(f"the benchmarks ship with the source tree, not the installed package: "
-                                f"no benchmarks/run.py beside {root / 'riskcore'}; run from a clone of riskcore")
-    cmd = [sys.executable, "-m", "benchmarks"] + (["--quick"] if args.quick else [])
+                                f"no benchmarks/run.py beside {root / 'riskcore'}; run from a clone of riskcore "
+                                "(comparing two files needs no clone: --compare BASELINE.json --results NEW.json)")
+    out = Path(args.out).resolve() if args.out else root / "reports" / "bench.json"
+    cmd = [sys.executable, "-m", "benchmarks", "--out", str(out)] + (["--quick"] if args.quick else [])
     if args.only:
         cmd += ["--only", *args.only]
-    if args.out:
-        cmd += ["--out", str(Path(args.out).resolve())]
     if args.no_compile:
         cmd += ["--no-compile"]
-    return subprocess.run(cmd, cwd=root).returncode
+    code = subprocess.run(cmd, cwd=root).returncode
+    if code or not args.compare:
+        return code
+    return _compare(baseline, args.compare, bench_compare.load(out), str(out), tolerance, args.min_seconds)
 
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_MISSING_DATA, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+def _compare(baseline: dict, baseline_name: str, new: dict, new_name: str, tolerance: float,
+             min_seconds: float) -> int:
+    from . import bench_compare
+
+    result = bench_compare.compare(baseline, new, tolerance, min_seconds)
+    print(bench_compare.report(result, tolerance, baseline_name, new_name, baseline, new))
+    if not result["rows"]:
+        raise ValueError(f"{new_name} and {baseline_name} have no case of the same size in common")
+    return exit_codes.REGRESSION if result["regressions"] else EXIT_OK
+
+
+# ------------------------------------------------------------------ the run's summary on a terminal
+# (row label, summary column, how to show it); money in whole units of the quote currency
+SUMMARY_ROWS = (
+    ("accounts", "accounts", "count"),
+    ("positions", "positions", "count"),
+    ("accounts liquidated", "accounts_liquidated", "count-rate"),
+    ("liquidations (positions)", "liquidations", "count"),
+    ("liquidated notional", "liquidated_notional", "money"),
+    ("mean loss per account", "mean_loss_per_account", "money2"),
+    ("bad debt", "bad_debt", "money"),
+    ("  paid by the insurance fund", "insurance_paid", "money"),
+    ("  recovered by ADL", "adl_recovered", "money"),
+    ("  socialised", "socialised_loss", "money"),
+    ("ADL events", "adl_events", "count"),
+    ("auto-add top-ups", "topups", "count"),
+    ("  amount topped up", "topup_amount", "money"),
+    ("accounts saved by auto-add", "accounts_saved_by_auto_add", "count"),
+    ("insurance fund: start", "insurance_fund_start", "money"),
+    ("insurance fund: end", "final_insurance_fund", "money"),
+)
+
+
+def _shown(value, how: str, row: pd.Series) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if how == "count":
+        return f"{int(value):,}"
+    if how == "count-rate":
+        return f"{int(value):,} ({row['liquidation_rate']:.1%})"
+    if how == "money2":
+        return f"{value:,.2f}"
+    return f"{value:,.0f}"
+
+
+def summary_text(summary: pd.DataFrame, width: int = 100) -> str:
+    """The per-variant summary for a terminal: one row per metric, one column per variant,
+    thousands separators, money rounded, rates as percentages; variants that do not fit in
+    ``width`` characters go on to a further block."""
+    rows = [(label, col, how) for label, col, how in SUMMARY_ROWS if col in summary.columns]
+    head = "(amounts in the quote currency)"
+    labels = [head] + [label for label, _, _ in rows]
+    columns = [[str(name)] + [_shown(row[col], how, row) for _, col, how in rows] for name, row in summary.iterrows()]
+    label_width, gap = max(len(x) for x in labels), 3
+    blocks, block, used = [], [], label_width
+    for cells in columns:
+        w = gap + max(len(c) for c in cells)
+        if block and used + w > width:
+            blocks.append(block)
+            block, used = [], label_width
+        block.append(cells)
+        used += w
+    if block:
+        blocks.append(block)
+    out = []
+    for block in blocks:
+        widths = [max(len(c) for c in cells) for cells in block]
+        out.append("\n".join(labels[i].ljust(label_width) + "".join(" " * gap + cells[i].rjust(w)
+                                                                      for cells, w in zip(block, widths))
+                              for i in range(len(labels))))
+    return "\n\n".join(out)
+
+
+def _process_start() -> float | None:
+    """When this process started (``time.time()`` seconds), from /proc; None elsewhere."""
+    import os
+
+    try:
+        with open("/proc/self/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+_STARTED: float | None = None  # set by main(): the process's start for the console script
 
 
 def _cmd_run(args) -> int:
@@ -81,12 +197,14 @@ def _cmd_run(args) -> int:
 
     from .scenarios import default_scenario, load_scenario, run_to_folder
 
-    started = time.perf_counter()
+    started = _STARTED or time.time()  # the console script counts from the process's start (imports too)
     path = args.scenario or default_scenario()
     scenario = load_scenario(path)
     out = Path(args.out) if args.out else Path("reports") / scenario.name
     print(f"riskcore: running {scenario.name} ({path}): {len(scenario.variants)} variant(s): "
           + ", ".join(name for name, _ in scenario.variants))
+    if scenario.config.get("description"):
+        print(f"  {scenario.config['description']}")
     bar = None
     compile_seconds = 0.0
 
@@ -120,24 +238,25 @@ def _cmd_run(args) -> int:
     finally:
         if bar is not None:
             bar.close()
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format",
-                           lambda v: f"{v:,.4g}"):
-        print(summary.to_string())
+    print()
+    print(summary_text(summary))
+    print()
     print(f"prices: {price_source}")
-    total = time.perf_counter() - started
+    total = time.time() - started
     phases = ", ".join(f"{name} {sec:.1f} s" for name, sec in times.phases.items())
     extra = f", compile {compile_seconds:.1f} s" if compile_seconds else ""
+    # the rest: starting Python and importing (the console script), reading and checking the scenario, printing
+    extra += f", other {max(0.0, total - times.total - compile_seconds):.1f} s"
     print(f"wrote {target}/ (report.html, events/steps/final_*/outcomes/summary .parquet)")
     print(f"time: {total:.1f} s in all ({phases}{extra}; the kernels' own time {times.kernel:.1f} s)")
     return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="riskcore", description=__doc__,
-        epilog="exit codes: 0 ok, 1 the run failed (a full disk, too little memory, a bug), 2 bad input "
-               "(scenario, data, arguments, an output folder that cannot be used), 3 a data file is missing, "
-               "130 interrupted")
+    global _STARTED
+    _STARTED = _process_start() if argv is None else None
+    parser = argparse.ArgumentParser(prog="riskcore", description=DESCRIPTION, epilog=exit_codes.epilog(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"riskcore {__version__}")
@@ -156,12 +275,22 @@ def main(argv: list[str] | None = None) -> int:
                                       "2-core machine; later starts load them in under a second)")
     p.set_defaults(func=_cmd_warmup)
     p = sub.add_parser("bench", help="run the kernel benchmarks (from a source clone); prints a table and writes "
-                                     "reports/bench.json")
+                                     "reports/bench.json; --compare BASELINE.json [--results NEW.json] finds "
+                                     "regressions")
     p.add_argument("--quick", action="store_true", help="small cases: a smoke test of a minute or two")
     p.add_argument("--only", nargs="+", metavar="CASE", help="run only these cases (huge_10M_x_1440 runs only "
                                                              "when named)")
     p.add_argument("--no-compile", action="store_true", help="skip timing a cold compile and a cached start")
     p.add_argument("--out", help="where to write the JSON (default: reports/bench.json in the clone)")
+    p.add_argument("--compare", metavar="BASELINE.json", help="compare the results with this earlier JSON and "
+                                                               f"exit {exit_codes.REGRESSION} when a case regressed "
+                                                               "(naming the case and the metric)")
+    p.add_argument("--results", metavar="NEW.json", help="with --compare: compare this JSON, already written, "
+                                                          "instead of running the benchmarks")
+    p.add_argument("--tolerance", default="10%", help="how much slower (or bigger) than the baseline a metric "
+                                                      "may be: 10%% (the default) or 0.1")
+    p.add_argument("--min-seconds", type=float, default=0.05, help="a time that grew by less than this many "
+                                                                   "seconds is not a regression (default 0.05)")
     p.set_defaults(func=_cmd_bench)
     p = sub.add_parser("data", help="market data: fetch Binance's public archive")
     data_sub = p.add_subparsers(dest="data_command", required=True)
@@ -172,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
                                             a.base_url))
     p = sub.add_parser("example", help="print the rule book's worked Binance example, computed by riskcore")
     p.set_defaults(func=_cmd_example)
+    p = sub.add_parser("keys", help="list every key a scenario file may hold: type, range, default, meaning "
+                                    "(the reference of docs/scenarios.md)")
+    p.set_defaults(func=_cmd_keys)
     p = sub.add_parser("brackets", help="list the shipped bracket tables, or print one")
     p.add_argument("symbol", nargs="?", help="e.g. BTCUSDT")
     p.add_argument("--date", help="the table in effect on this date (YYYY-MM-DD)")

@@ -108,7 +108,8 @@ def _check_table(where: str, prefix: str, value, allowed: dict) -> None:
     for key, sub in value.items():
         name = f"{prefix}.{key}" if prefix else key
         if key not in allowed:
-            _fail(where, name, f"unknown key (allowed here: {', '.join(sorted(allowed))})")
+            _fail(where, name, f"unknown key (allowed here: {', '.join(sorted(allowed))}; 'riskcore keys' "
+                               "lists every key)")
         _check_leaf(where, name, key, sub, allowed[key])
 
 
@@ -211,7 +212,8 @@ def _check_value(where: str, name: str, v, kind: str) -> None:
             _fail(where, name, "expected a table of 'section.key' = [values]")
         for key, values in v.items():
             if key not in GRID_KEYS:
-                _fail(where, f"{name}.\"{key}\"", f"cannot be varied (allowed: {', '.join(sorted(GRID_KEYS))})")
+                _fail(where, f"{name}.\"{key}\"", f"cannot be varied (allowed: {', '.join(sorted(GRID_KEYS))}; "
+                                                   "'riskcore keys' lists every key)")
             if not isinstance(values, list) or not values:
                 _fail(where, f"{name}.\"{key}\"", "expected a non-empty list of values")
             section, leaf = key.split(".", 1)
@@ -333,9 +335,44 @@ def load_scenario(path) -> Scenario:
 
 
 # ---------------------------------------------------------------- building
+def data_search_path() -> list[Path]:
+    """The folders searched, by file name, for a data file that is not at its path: those of
+    ``$RISKCORE_DATA_PATH`` (separated by ``os.pathsep``), then the shared data beside the
+    project (``../shared/data`` next to a checkout)."""
+    import os
+
+    folders = [Path(f).expanduser() for f in os.environ.get("RISKCORE_DATA_PATH", "").split(os.pathsep) if f]
+    return folders + [Path(__file__).resolve().parents[2] / "shared" / "data"]
+
+
+def _candidates(scenario: Scenario, relative: str) -> list[Path]:
+    """Where a data file named in a scenario is looked for, in order (docs/scenarios.md, "Data
+    files"): an absolute path as it is; a relative one from the scenario file's folder, then
+    from the current folder, then its file name in each folder of :func:`data_search_path`."""
+    path = Path(relative).expanduser()
+    if path.is_absolute():
+        return [path]
+    out = [(scenario.path.parent / path).resolve(), (Path.cwd() / path).resolve()]
+    out += [(folder / path.name).resolve() for folder in data_search_path()]
+    return list(dict.fromkeys(out))
+
+
 def _resolve(scenario: Scenario, relative: str) -> Path:
-    path = Path(relative)
-    return path if path.is_absolute() else (scenario.path.parent / path).resolve()
+    """The first of :func:`_candidates` that exists, else the first (the documented place)."""
+    candidates = _candidates(scenario, relative)
+    return next((c for c in candidates if c.exists()), candidates[0])
+
+
+def _not_found(scenario: Scenario, relative: str) -> str:
+    """Why a data file was not found: every place looked, and whether the shared data is here."""
+    import os
+
+    looked = "; ".join(f"{i}) {c}" for i, c in enumerate(_candidates(scenario, relative), 1))
+    shared = data_search_path()[-1]
+    note = (f"the shared data folder {shared} holds no file of that name" if shared.is_dir()
+            else f"the shared data folder {shared} is not on this machine")
+    env = "" if os.environ.get("RISKCORE_DATA_PATH") else "; RISKCORE_DATA_PATH (folders to search) is not set"
+    return f"{relative!r} not found; looked in {looked} ({note}{env})"
 
 
 def _brackets(scenario: Scenario, symbol: str, spec: dict, market: dict) -> Brackets:
@@ -344,10 +381,14 @@ def _brackets(scenario: Scenario, symbol: str, spec: dict, market: dict) -> Brac
         if "tiers" in spec:
             table = Brackets.from_records(spec["tiers"], symbol=symbol)
         elif "file" in spec:
+            if not _resolve(scenario, spec["file"]).exists():
+                raise MissingDataError(f"{where}.file: {_not_found(scenario, spec['file'])}")
             table = Brackets.from_binance_file(_resolve(scenario, spec["file"]), spec.get("symbol", symbol),
                                                spec.get("date"))
         else:
             table = Brackets.load(spec.get("symbol", symbol), spec.get("date"), spec.get("venue", "binance"))
+    except MissingDataError:
+        raise
     except FileNotFoundError as exc:
         raise MissingDataError(f"{where}: {exc}") from None
     except ValueError as exc:
@@ -435,10 +476,11 @@ def build_paths(scenario: Scenario, cfg: dict) -> tuple[dict[str, pd.DataFrame],
         files = {symbol: _resolve(scenario, f) for symbol, f in spec["files"].items()}
     else:
         files = {symbol: _resolve(scenario, f) for symbol, f in spec["source"].items()}
-    missing = [f"{s}: {p}" for s, p in files.items() if not p.exists()]
+    names = spec["files"] if kind == "file" else spec["source"]
+    missing = [f"{where}.{'files' if kind == 'file' else 'source'}.{s}: {_not_found(scenario, names[s])}"
+               for s, p in files.items() if not p.exists()]
     if missing:
-        raise MissingDataError(f"{where}: data file(s) not found: {'; '.join(missing)}. Real-data scenarios "
-                               "read ../shared/data beside the project; it is not present on this machine.")
+        raise MissingDataError("\n".join(missing))
     try:
         if kind == "file":
             paths = load_paths(files, gaps=spec.get("gaps", "refuse"))
@@ -508,6 +550,8 @@ def build_table(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame]):
     brackets = _all_brackets(scenario, cfg)
     where = f"{scenario.path}: population"
     if "file" in cfg["population"]:
+        if not _resolve(scenario, cfg["population"]["file"]).exists():
+            raise MissingDataError(f"{where}.file: {_not_found(scenario, cfg['population']['file'])}")
         try:
             return load_population_table(_resolve(scenario, cfg["population"]["file"]), contracts=brackets)
         except FileNotFoundError as exc:
@@ -533,7 +577,7 @@ def build_funding(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame])
     if "file" in spec:
         path = _resolve(scenario, spec["file"])
         if not path.exists():
-            raise MissingDataError(f"{scenario.path}: funding.file: {path} not found")
+            raise MissingDataError(f"{scenario.path}: funding.file: {_not_found(scenario, spec['file'])}")
         try:
             return {s: f for s, f in load_funding(path).items() if s in paths}
         except ValueError as exc:

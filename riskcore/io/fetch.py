@@ -32,10 +32,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import exit_codes
 from ..errors import RiskcoreError
 
-__all__ = ["BASE_URL", "KINDS", "INTERVALS", "FetchError", "ArchiveNotFound", "ChecksumMismatch", "ArchiveFile",
-           "archive_files", "default_cache_dir", "fetch", "add_fetch_arguments", "cli_fetch", "main_fetch"]
+__all__ = ["BASE_URL", "KINDS", "INTERVALS", "FetchError", "NetworkError", "ArchiveNotFound", "ChecksumMismatch",
+           "ArchiveFile", "archive_files", "default_cache_dir", "fetch", "add_fetch_arguments", "cli_fetch", "main_fetch"]
 
 BASE_URL = "https://data.binance.vision"
 DAILY_KINDS = ("klines", "markPriceKlines", "indexPriceKlines", "premiumIndexKlines")
@@ -49,6 +50,11 @@ _USER_AGENT = "riskcore-fetch (+https://data.binance.vision)"
 
 class FetchError(RiskcoreError, ValueError):
     """A download could not be done or its request is malformed; the message says which and why."""
+
+
+class NetworkError(FetchError):
+    """The archive could not be reached: no network, a time-out, a refused connection or a
+    server error that outlasted the retries.  Nothing is wrong with the request: try again later."""
 
 
 class ArchiveNotFound(FetchError):
@@ -190,12 +196,16 @@ def _open(url: str, timeout: float, retries: int, date: str, what: str):
                     f"{url}: not found (HTTP 404): the archive has no {what} for {date} (the symbol may not "
                     "have been listed then, or the file is not published yet: daily files appear the day "
                     "after, monthly ones after the month ends)", url, date) from None
-            if exc.code < 500 or attempt == retries:
+            if exc.code < 500:
                 raise FetchError(f"{url}: HTTP {exc.code} {exc.reason} (file of {date})") from None
+            if attempt == retries:
+                raise NetworkError(f"{url}: HTTP {exc.code} {exc.reason} (file of {date}): the server failed "
+                                   f"{retries + 1} time(s); try again later") from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             if attempt == retries:
                 reason = getattr(exc, "reason", exc)
-                raise FetchError(f"{url}: could not download the file of {date} ({reason})") from None
+                raise NetworkError(f"{url}: could not download the file of {date} ({reason}): no network, or "
+                                   "the archive cannot be reached from this machine") from None
         time.sleep(0.5 * 2 ** attempt)
     raise AssertionError("unreachable")
 
@@ -376,8 +386,9 @@ def cli_fetch(symbol: str, start, end=None, kind: str = "klines", interval: str 
     Returns
     -------
     int
-        The exit status: 0 on success, 2 on a :class:`FetchError` (printed as
-        ``riskcore: error: ...``), 130 when interrupted.
+        The exit status (:mod:`riskcore.exit_codes`): 0 on success, 4 on a
+        :class:`NetworkError` (printed as ``riskcore: network error: ...``), 2 on any other
+        :class:`FetchError` (``riskcore: error: ...``), 130 when interrupted.
     """
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
@@ -391,9 +402,12 @@ def cli_fetch(symbol: str, start, end=None, kind: str = "klines", interval: str 
         items = archive_files(symbol, start, end, kind, interval, base_url)
         say(f"fetching {len(items)} {kind} file(s) of {str(symbol).upper()} from {base_url} into {cache}")
         paths = fetch(symbol, start, end, kind, interval, cache, base_url, progress=say)
+    except NetworkError as exc:
+        print(f"riskcore: network error: {exc}", file=err)
+        return exit_codes.NETWORK
     except FetchError as exc:
         print(f"riskcore: error: {exc}", file=err)
-        return 2
+        return exit_codes.BAD_INPUT
     except KeyboardInterrupt:
         print("riskcore: interrupted", file=err)
         return 130
