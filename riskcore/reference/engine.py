@@ -118,10 +118,17 @@ class ReferenceEngine:
             im += notional / self.settings(pos).leverage(pos.leg, pos.side)
         return upnl, mm, im
 
-    def free_balance(self, acct: Account, prices: np.ndarray) -> float:
-        """Section 3: cross wallet + cross uPnL - cross IM - order margin, floored at 0."""
+    def free_balance(self, acct: Account, prices: np.ndarray, doomed: list | None = None) -> float:
+        """Section 3: cross wallet + cross uPnL - cross IM - order margin, floored at 0.
+
+        ``doomed``: positions already marked for liquidation at this point.  Their scope's
+        resting orders are cancelled first (section 6), so they hold no margin any more."""
         upnl, _, im = self.cross_state(acct, prices)
-        return max(0.0, acct.wallet + upnl - im - self.book._order_margin(acct))
+        gone = {(p.contract, p.leg) for p, _ in (doomed or ()) if p.account == acct.account_id}
+        order_margin = sum(opening * o.price / acct.settings[o.contract].leverage(o.leg, o.side)
+                           for o, opening in self.book._opening_orders(acct) if (o.contract, o.leg) not in gone)
+        return max(0.0, acct.wallet + upnl - im - order_margin)
+
 
     def liquidation_price(self, pos: Position) -> float:
         brackets = self.book.contracts[pos.contract].brackets
@@ -341,7 +348,7 @@ class ReferenceEngine:
                     amount = 0.0
                     if st.auto_add(pos.leg, pos.side):
                         amount = min(pos.qty * pos.entry_price / st.leverage(pos.leg, pos.side),
-                                     self.free_balance(acct, cur),
+                                     self.free_balance(acct, cur, doomed),
                                      max(0.0, pos.qty * touch - pos.wallet_iso))
                     # A top-up too small to move the price (e.g. capped at 1x leverage) ends the loop.
                     if amount <= 1e-9 * pos.qty * pos.entry_price:
