@@ -374,7 +374,8 @@ class BookTable:
                  "a second position on the same account, contract and leg")
         p_set = setting_key.get_indexer(p_acc.astype(np.int64) * max(n_c, 1) + p_c)
         _fail_at("positions", pos, p_set < 0, "contract", "a position needs a row in table 'settings'")
-        wallet_iso = _numbers("positions", pos, "wallet_iso", 0.0)
+        # any finite number: funding may take an isolated wallet below zero (MARGIN_RULES.md section 7)
+        wallet_iso = _numbers("positions", pos, "wallet_iso")
         _fail_at("positions", pos, (s_mode[p_set] == 0) & (wallet_iso != 0.0), "wallet_iso",
                  "a cross position has no isolated wallet (must be 0)")
         positions = pd.DataFrame({

@@ -378,3 +378,51 @@ def test_cache_stamp_keeps_kernels_of_the_same_sources(tmp_path):
     stamp.write_text("sources of another version")
     sync_cache([folder])  # edited sources: dropped, and the folder stamped anew
     assert not kernel.exists() and stamp.read_text() != "sources of another version"
+
+
+# ----------------------------------------------------- orders of a liquidated scope (issue 10)
+def one_tier(symbol: str, mmr: float = 0.01) -> Brackets:
+    return Brackets.from_records([{"notional_floor": 0, "notional_cap": 1e12, "mmr": mmr, "max_leverage": 50}],
+                                 symbol=symbol)
+
+
+def test_orders_of_a_position_marked_for_liquidation_hold_no_margin_for_a_top_up():
+    # Account "a" (no fees, one tier of mmr 1 % on both contracts, marks 100), isolated at 10x:
+    #   BTC long 10 @ 100, wallet_iso 100, no auto-add: LP = (10*100 - 100) / (0.99*10) = 90.909
+    #   ETH long 8 @ 100, wallet_iso 80, auto-add:     LP = (8*100 - 80) / (0.99*8) = 90.909
+    #   a resting sell of 6 BTC @ 120; cross wallet 260 - 100 - 80 = 80.
+    # While the BTC long is there the sell only reduces it: it holds no margin.  Without the long
+    # it would open 6 short, holding 6 * 120 / 10 = 72.
+    # Bar 1 opens at 89 on both (a gap): BTC is marked for liquidation at 89.  Its scope's orders
+    # are cancelled first (section 6), so the sell holds no margin when ETH is checked next:
+    # free balance 80; top-up min(8*100/10 = 80, 80, 8*89 - 80 = 632) = 80 -> ETH wallet_iso 160,
+    # LP = (800 - 160) / 7.92 = 80.81 < 89: ETH survives.  (Counting the 72 gave a top-up of 8,
+    # LP (800 - 88) / 7.92 = 89.9 >= 89, and ETH was liquidated too.)
+    # BTC closes at 89: realized 10 * (89 - 100) = -110, equity 100 - 110 = -10: bad debt 10, the
+    # fund is empty and nobody is short: socialised 10.
+    book = Book()
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        book.add_contract(symbol, one_tier(symbol), maker_fee=0.0, taker_fee=0.0, mark_price=100.0)
+    book.add_account("a", wallet=260.0)
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        book.set_margin_mode("a", symbol, "isolated")
+        book.set_leverage("a", symbol, 10)
+    book.set_auto_add_margin("a", "ETHUSDT", True)
+    book.market_order("a", "BTCUSDT", "buy", 10.0, 100.0)
+    book.market_order("a", "ETHUSDT", "buy", 8.0, 100.0)
+    book.limit_order("a", "BTCUSDT", "sell", 6.0, 120.0)
+    stamps = pd.date_range("2025-01-01", periods=2, freq="1min")
+    frame = pd.DataFrame({"timestamp": stamps, "open": [100.0, 89.0], "high": [100.0, 89.0], "low": [100.0, 89.0],
+                          "close": [100.0, 89.0]})
+    paths = {"BTCUSDT": frame, "ETHUSDT": frame.copy()}
+    ref, got = both(book, paths, fee=0.0, slip=0.0)
+    for result in (ref, got):
+        ev = result.events
+        assert ev["kind"].tolist() == ["topup", "cancel", "liquidation", "bad_debt"]
+        assert ev["amount"].iloc[0] == pytest.approx(80.0)
+        assert ev["amount"].iloc[3] == pytest.approx(10.0)
+        eth = result.book.accounts["a"].positions[("ETHUSDT", 0)]
+        assert eth.wallet_iso == pytest.approx(160.0)
+        assert result.book.accounts["a"].wallet == pytest.approx(0.0)
+        assert result.ledger["socialised_loss"] == pytest.approx(10.0)
+    assert_same(ref, got)

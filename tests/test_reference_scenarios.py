@@ -681,6 +681,89 @@ def test_adl_with_empty_fund_and_too_few_counterparties_socialises_the_rest():
     money_ok(result)
 
 
+# A cross shortfall is attributed to the contracts whose losses made it (section 6, issue 10).
+# "cara" (cross, 20x default): wallet 2,000, BTC long 1 @ 20,000 and ETH long 10 @ 1,500
+# (IM 1,000 + 750).  "bob": isolated BTC short 1 @ 20,000 at 20x, wallet_iso 1,000 (cross 2,000).
+# Bar 1: BTC stays at 20,000, ETH gaps to 500.  At point 0 (a gap) cara's excess is
+# 2,000 + 0 - 10,000 - (100 + 50) < 0: both close at the point's prices, BTC realizing 0 and ETH
+# -10,000; equity -8,000, so no fee and a deficit of 8,000; the fund is empty.
+# Before: the deficit was spread by notional, 20,000 / 25,000 * 8,000 = 6,400 on BTC, whose
+# bankruptcy price became 20,000 + 6,400 = 26,400: bob's isolated short was closed there,
+# realizing -6,400 against its 1,000 of margin, and his cross wallet went to -3,400.
+# Now: weights are the losses at the fill, BTC max(0, -1*1*(20,000 - 20,000)) = 0 and ETH
+# max(0, -10*(500 - 1,500)) = 10,000: all 8,000 is ETH's, bp = 500 + 8,000 / 10 = 1,300.
+def adl_attribution_book(eth_shorts: bool) -> Book:
+    book = make_book(eth=True)
+    book.add_account("cara", wallet=2_000)
+    book.market_order("cara", "BTCUSDT", "buy", 1, 20_000, marks={"BTCUSDT": 20_000, "ETHUSDT": 1_500})
+    book.market_order("cara", "ETHUSDT", "buy", 10, 1_500, marks={"BTCUSDT": 20_000, "ETHUSDT": 1_500})
+    open_position(book, "bob", "BTCUSDT", "sell", 1, 20_000, wallet=3_000, mode="isolated", leverage=20)
+    if eth_shorts:
+        book.set_marks(BTCUSDT=20_000, ETHUSDT=1_500)
+        # "cruz": cross ETH short 5 @ 1,400 at 10x, wallet 10,000
+        book.add_account("cruz", wallet=10_000)
+        book.set_leverage("cruz", "ETHUSDT", 10)
+        book.market_order("cruz", "ETHUSDT", "sell", 5, 1_400)
+        # "ivy": isolated ETH short 4 @ 1,250 at 2x: wallet_iso 2,500, cross 500;
+        # LP (2,500 + 5,000) / (4 * 1.01) = 1,856 > 1,500: alive in bar 0
+        book.add_account("ivy", wallet=3_000)
+        book.set_margin_mode("ivy", "ETHUSDT", "isolated")
+        book.set_leverage("ivy", "ETHUSDT", 2)
+        book.market_order("ivy", "ETHUSDT", "sell", 4, 1_250)
+    book.set_marks(BTCUSDT=20_000, ETHUSDT=1_500)
+    return book
+
+
+ETH_GAP = {"BTCUSDT": bars([flat(20_000), flat(20_000)]), "ETHUSDT": bars([flat(1_500), flat(500)])}
+
+
+def test_a_cross_shortfall_is_not_moved_onto_a_contract_that_did_not_lose():
+    result = simulate(adl_attribution_book(False), ETH_GAP, liquidation_fee_rate=0.002)
+    assert kinds(result) == ["liquidation", "liquidation", "bad_debt"]
+    ev = result.events
+    check_event(ev.iloc[0], step=1, point=0, account="cara", contract="BTCUSDT", price=20_000.0, amount=0.0)
+    check_event(ev.iloc[1], step=1, point=0, account="cara", contract="ETHUSDT", price=500.0, amount=-10_000.0)
+    check_event(ev.iloc[2], account="cara", amount=8_000.0)
+    # nobody is short ETH: the whole 8,000 is socialised; bob is untouched
+    assert result.ledger["socialised_loss"] == approx(8_000.0)
+    bob = result.book.accounts["bob"]
+    assert bob.wallet == approx(2_000.0)
+    assert bob.positions[("BTCUSDT", 0)].qty == 1.0
+    assert bob.positions[("BTCUSDT", 0)].wallet_iso == approx(1_000.0)
+    assert result.book.accounts["cara"].wallet == 0.0
+    money_ok(result)
+
+
+def test_adl_never_makes_a_counterparty_realise_a_loss_the_rest_moves_down_then_is_socialised():
+    # ETH shorts at 500 (bp 1,300), ranked by pnl% x effective leverage:
+    #   cruz: uPnL 5*900 = 4,500, margin 5*500/10 = 250, pnl% 18; equity 10,000 + 4,500,
+    #         eff. lev. 2,500 / 14,500 = 0.1724: score 3.10
+    #   ivy:  uPnL 4*750 = 3,000, margin 2,500, pnl% 1.2; equity 5,500, eff. lev. 2,000 / 5,500:
+    #         score 0.436                                                       -> cruz first
+    # cruz closes at 1,300 (better than his entry 1,400): 5 units, +800 each for cara = 4,000;
+    #   he realizes 5*(1,400 - 1,300) = +500 (gives up 4,000 of his 4,500 profit), wallet 10,500.
+    # ivy: 1,300 is worse than her entry 1,250, so she closes at 1,250 and realizes 0: 4 units,
+    #   +750 each = 3,000; her 2,500 margin returns: cross wallet 3,000, what she put in.
+    # Matched 9 of cara's 10 ETH, recovered 7,000 (average price 500 + 7,000/9 = 1,277.78);
+    # the remaining 1,000 is socialised.
+    result = simulate(adl_attribution_book(True), ETH_GAP, liquidation_fee_rate=0.002)
+    assert kinds(result) == ["liquidation", "liquidation", "bad_debt", "adl", "adl", "adl"]
+    ev = result.events
+    check_event(ev.iloc[3], account="cruz", contract="ETHUSDT", side=-1, qty=5.0, price=1_300.0, amount=500.0,
+                wallet=10_500.0, reason="counterparty")
+    check_event(ev.iloc[4], account="ivy", contract="ETHUSDT", side=-1, qty=4.0, price=1_250.0, amount=0.0,
+                wallet=3_000.0, reason="counterparty")
+    check_event(ev.iloc[5], account="cara", contract="ETHUSDT", side=1, qty=9.0, price=500 + 7_000 / 9,
+                amount=7_000.0, reason="bankrupt side")
+    s = result.steps.iloc[1]
+    assert (s["bad_debt"], s["adl_recovered"], s["socialised_loss"]) == (approx(8_000.0), approx(7_000.0),
+                                                                        approx(1_000.0))
+    accts = result.book.accounts
+    assert accts["cruz"].positions == {} and accts["ivy"].positions == {}
+    assert accts["bob"].wallet == approx(2_000.0) and accts["cara"].wallet == 0.0
+    money_ok(result)
+
+
 # ============================================================================= 9. funding
 def funding_book() -> Book:
     # "i": isolated long 1 @ 20,000 10x (W 2,000, wallet 8,000; LP 18,000/0.995 = 18,090.45)
@@ -722,6 +805,33 @@ def test_funding_isolated_vs_cross():
     assert list(result.steps["funding_paid"]) == [0.0, approx(0.0), 0.0]
     assert result.ledger["funding"] == approx(0.0)
     money_ok(result)
+
+
+def test_funding_may_take_an_isolated_wallet_below_zero_equity_decides_liquidation():
+    # Section 7.  "sal": isolated short 1 @ 20,000 at 20x: wallet_iso 1,000, cross wallet 9,000.
+    # Bar 1 gaps to 15,000 (uPnL +5,000) and a funding rate of -8% is due there: shorts pay
+    # 1 * 15,000 * 0.08 = 1,200 from the isolated wallet, which goes to 1,000 - 1,200 = -200.
+    # Equity -200 + 5,000 = 4,800 is far above MM 0.005 * 15,000 = 75: not liquidated.
+    # LP = (W + Q*EP) / (Q*(1 + mmr)) = (-200 + 20,000) / 1.005 = 19,701.49.
+    # Bar 2 (15,000 -> low 15,000 -> high 20,000 -> close 19,000) crosses it on the way up:
+    # liquidated at 19,701.49, realizing 20,000 - 19,701.49 = 298.51; equity -200 + 298.51 =
+    # 98.51 = MM (0.005 * 19,701.49); no fee: 98.51 returns to the cross wallet, 9,098.51.
+    # The rest of the account gave 1,000 and got 98.51 back: never more than the margin.
+    book = make_book()
+    open_position(book, "sal", "BTCUSDT", "sell", 1, 20_000, wallet=10_000, mode="isolated", leverage=20)
+    paths = {"BTCUSDT": bars([flat(20_000), flat(15_000), (15_000, 20_000, 15_000, 19_000)])}
+    funding = {"BTCUSDT": pd.DataFrame({"timestamp": [T0 + MINUTE], "rate": [-0.08]})}
+    result = simulate(book, paths, liquidation_fee_rate=0.0, funding=funding)
+    assert kinds(result) == ["funding", "liquidation"]
+    ev = result.events
+    check_event(ev.iloc[0], step=1, point=0, account="sal", amount=-1_200.0, wallet_iso=-200.0, wallet=9_000.0)
+    lp = 19_800 / 1.005
+    check_event(ev.iloc[1], step=2, point=2, account="sal", price=lp, amount=20_000 - lp,
+                wallet=9_000 + (-200 + 20_000 - lp))
+    assert -200 + 20_000 - lp == approx(0.005 * lp)
+    assert result.book.accounts["sal"].wallet == approx(9_098.507462686567)
+    money_ok(result)
+
 
 
 def test_without_funding_the_isolated_long_survives_the_dip():

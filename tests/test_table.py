@@ -77,7 +77,7 @@ def edit(table: str, row: int, column: str, value):
     ("positions", 0, "account", "zz", "unknown account"),
     ("positions", 0, "leg", "long", "is one-way"),
     ("positions", 1, "leg", "both", "is in hedge mode"),
-    ("positions", 0, "wallet_iso", -1.0, "must be >= 0"),
+    ("positions", 0, "wallet_iso", np.inf, "not a finite number"),
     ("positions", 1, "wallet_iso", 5.0, "a cross position has no isolated wallet"),
     ("accounts", 1, "account", "a", "listed twice"),
     ("accounts", 0, "position_mode", "sideways", "not one of"),

@@ -149,10 +149,15 @@ def opening_nb(bk, a, i):
 
 @njit(**NB_INNER)
 def order_margin_nb(bk, a):
-    """Initial margin held by resting orders: opening qty x price / leverage (``Book._order_margin``)."""
+    """Initial margin held by resting orders: opening qty x price / leverage (``Book._order_margin``).
+    Orders of a position already marked for liquidation at this point hold none: they are
+    cancelled first (section 6; ``ReferenceEngine.free_balance``)."""
     total = 0.0
     for i in range(bk.acc_ord0[a], bk.acc_ord0[a + 1]):
         if bk.o_live[i]:
+            p = find_slot_nb(bk, a, np.int64(bk.o_contract[i]), np.int64(bk.o_leg[i]))
+            if p >= 0 and bk.s_state[p] == SlotState.LIQ_ISOLATED:
+                continue
             total += opening_nb(bk, a, i) * bk.o_price[i] / lev_nb(bk, a, bk.o_contract[i], bk.o_leg[i])
     return total
 

@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .account_nb import account_point_nb, emit_nb, funding_nb, refresh_lp_nb, view_nb
+from .account_nb import account_point_nb, cross_excess_nb, emit_nb, funding_nb, refresh_lp_nb, view_nb
 from .enums import (MARGIN_CROSS, MARGIN_ISOLATED, AccountFlag, BlockAcc, EventKind, Glob, Intrabar, Reason,
                     SlotState, Stage)
 from .options import NB, NB_INNER, NB_PARALLEL_INNER
@@ -335,9 +335,23 @@ def close_counterparty_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, o, qty, pric
 
 
 @njit(**NB_INNER)
+def adl_price_nb(bk, b, o, bp):
+    """``ReferenceEngine.adl_price``: counterparty slot ``o`` (of account ``b``) closes at ``bp``
+    unless that is worse than its entry (or, isolated with a wallet below zero, than its own
+    bankruptcy price); then at that limit."""
+    side = np.int64(bk.s_side[o])
+    limit = bk.s_entry[o]
+    if bk.set_mode[b, np.int64(bk.s_contract[o])] == MARGIN_ISOLATED and bk.s_wiso[o] < 0.0:
+        limit = bk.s_entry[o] - side * bk.s_wiso[o] / bk.s_qty[o]
+    return bp if side * (bp - limit) >= 0.0 else limit
+
+
+@njit(**NB_INNER)
 def deleverage_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, a, slot, deficit, shortfall, cache, built):
-    """``ReferenceEngine.deleverage``: a share ``shortfall / deficit`` of each bankrupt position
-    closes against the ranked opposite positions at its bankruptcy price."""
+    """``ReferenceEngine.deleverage``: the deficit is attributed to the scope's positions by their
+    losses at the fill (by notional when none lost); each recovers its share from the ranked
+    opposite positions at its bankruptcy price, bounded per counterparty (no realised loss,
+    no cross book pushed to its maintenance margin), at most its own quantity."""
     share = shortfall / deficit
     if slot >= 0:
         s0 = slot
@@ -349,7 +363,14 @@ def deleverage_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, a, slot, deficit, sh
     total = 0.0
     for p in range(s0, s1):
         if bk.s_state[p] == want_state:
-            total += bk.s_qty[p] * sc.s_lpx[p]
+            side = np.int64(bk.s_side[p])
+            total += max(0.0, (-side) * bk.s_qty[p] * (sc.s_lpx[p] - bk.s_entry[p]))
+    by_loss = total > 0.0
+    if not by_loss:
+        total = 0.0
+        for p in range(s0, s1):
+            if bk.s_state[p] == want_state:
+                total += bk.s_qty[p] * sc.s_lpx[p]
     recovered = 0.0
     for p in range(s0, s1):
         if bk.s_state[p] != want_state:
@@ -357,31 +378,58 @@ def deleverage_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, a, slot, deficit, sh
         c = np.int64(bk.s_contract[p])
         side = np.int64(bk.s_side[p])
         qty = bk.s_qty[p]
-        px = sc.s_lpx[p]
-        per_unit = deficit * (qty * px / total) / qty
-        bp = px + side * per_unit
-        wanted = share * qty
+        x = sc.s_lpx[p]
+        if by_loss:
+            weight = max(0.0, (-side) * qty * (x - bk.s_entry[p]))
+        else:
+            weight = qty * x
+        if not weight > 0.0:
+            continue
+        part = deficit * (weight / total)
+        bp = x + side * part / qty
+        left = share * part
         matched = 0.0
+        gain = 0.0
         key = 2 * c + (1 if -side > 0 else 0)
         if not built[key]:
             cache[key] = ranking_nb(bk, sc, c, -side)
             built[key] = True
         cands = cache[key]
         for j in range(cands.size):
-            if wanted - matched <= 0.0:
+            if left <= 0.0 or matched >= qty:
                 break
             o = cands[j]
             if bk.s_state[o] != SlotState.LIVE or bk.s_qty[o] <= 0.0:
                 continue
-            q = min(bk.s_qty[o], wanted - matched)
-            close_counterparty_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, o, q, bp)
+            b = owner_nb(bk, o)
+            px = adl_price_nb(bk, b, o, bp)
+            per_unit = side * (px - x)
+            if not per_unit > 0.0:
+                continue
+            q = min(bk.s_qty[o], qty - matched)
+            if bk.set_mode[b, c] != MARGIN_ISOLATED:
+                oside = np.int64(bk.s_side[o])
+                cost = oside * (cur[c, view_nb(oside)] - px)
+                if cost > 0.0:
+                    excess = cross_excess_nb(bk, ct, b, cur, cur, 0.0, np.int64(1))
+                    q = min(q, max(0.0, excess) / cost)
+            if not q > 0.0:
+                continue
+            if q * per_unit >= left:
+                q = left / per_unit
+                money = left
+            else:
+                money = q * per_unit
+            close_counterparty_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, o, q, px)
+            left -= money
             matched += q
+            gain += money
         if matched > 0.0:
-            gain = matched * per_unit
             recovered += gain
             sc.glob[Glob.REALIZED] += gain
-            emit_nb(ev, row, t, k, Stage.BAD_DEBT, 0, a, EventKind.ADL, c, bk.s_leg[p], side, matched, bp, gain, 0.0,
-                    bk.acc_wallet[a], NAN, Reason.ADL_BANKRUPT, 0, 0, 0.0, 0.0, 0.0, 0.0)
+            emit_nb(ev, row, t, k, Stage.BAD_DEBT, 0, a, EventKind.ADL, c, bk.s_leg[p], side, matched,
+                    x + side * gain / matched, gain, 0.0, bk.acc_wallet[a], NAN, Reason.ADL_BANKRUPT, 0, 0, 0.0, 0.0,
+                    0.0, 0.0)
     sc.glob[Glob.ADL_RECOVERED] += recovered
     if slot < 0:
         bk.acc_wallet[a] += recovered

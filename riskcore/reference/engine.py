@@ -118,10 +118,16 @@ class ReferenceEngine:
             im += notional / self.settings(pos).leverage(pos.leg, pos.side)
         return upnl, mm, im
 
-    def free_balance(self, acct: Account, prices: np.ndarray) -> float:
-        """Section 3: cross wallet + cross uPnL - cross IM - order margin, floored at 0."""
+    def free_balance(self, acct: Account, prices: np.ndarray, doomed: list | None = None) -> float:
+        """Section 3: cross wallet + cross uPnL - cross IM - order margin, floored at 0.
+
+        ``doomed``: positions already marked for liquidation at this point.  Their scope's
+        resting orders are cancelled first (section 6), so they hold no margin any more."""
         upnl, _, im = self.cross_state(acct, prices)
-        return max(0.0, acct.wallet + upnl - im - self.book._order_margin(acct))
+        gone = {(p.contract, p.leg) for p, _ in (doomed or ()) if p.account == acct.account_id}
+        order_margin = sum(opening * o.price / acct.settings[o.contract].leverage(o.leg, o.side)
+                           for o, opening in self.book._opening_orders(acct) if (o.contract, o.leg) not in gone)
+        return max(0.0, acct.wallet + upnl - im - order_margin)
 
     def liquidation_price(self, pos: Position) -> float:
         brackets = self.book.contracts[pos.contract].brackets
@@ -341,7 +347,7 @@ class ReferenceEngine:
                     amount = 0.0
                     if st.auto_add(pos.leg, pos.side):
                         amount = min(pos.qty * pos.entry_price / st.leverage(pos.leg, pos.side),
-                                     self.free_balance(acct, cur),
+                                     self.free_balance(acct, cur, doomed),
                                      max(0.0, pos.qty * touch - pos.wallet_iso))
                     # A top-up too small to move the price (e.g. capped at 1x leverage) ends the loop.
                     if amount <= 1e-9 * pos.qty * pos.entry_price:
@@ -495,7 +501,7 @@ class ReferenceEngine:
             if shortfall > 0.0 and d["closes"]:
                 if ranking is None:
                     ranking = self.adl_ranking(cur, exclude={x["account"].account_id for x in deficits})
-                recovered = self.deleverage(d, shortfall, ranking)
+                recovered = self.deleverage(d, shortfall, ranking, cur)
             socialised = deficit - paid - recovered
             self.ledger["socialised_loss"] += socialised
             self.bar["socialised_loss"] += socialised
@@ -529,39 +535,87 @@ class ReferenceEngine:
                 order += 1
         return {key: [p for *_, p in sorted(items, key=lambda x: (x[0], x[1]))] for key, items in ranking.items()}
 
-    def deleverage(self, d: dict, shortfall: float, ranking: dict) -> float:
-        """Close a share ``shortfall / deficit`` of each bankrupt position against the ranked
-        opposite positions at its bankruptcy price ``x + side * deficit_i / Q``; the deficit is
-        spread over the scope's positions by notional.  Returns the money recovered."""
+    def deleverage(self, d: dict, shortfall: float, ranking: dict, cur: np.ndarray) -> float:
+        """Section 6: recover ``shortfall`` from the ranked opposite positions.
+
+        The deficit is attributed to the scope's positions in proportion to their losses at
+        the liquidation fill, ``max(0, -side * Q * (fill - EP))`` (to notional when none
+        lost): a position with share ``d_i`` has the bankruptcy price ``fill + side * d_i / Q``,
+        and ``shortfall / deficit * d_i`` of it is to be recovered on its contract.  Each
+        counterparty closes at that price, bounded so that it never realises a loss (an
+        isolated one never returns less than nothing to its cross wallet; a cross one never
+        gives up more than its cross book's excess over maintenance margin).  What the bound
+        leaves moves down the ranking; at most ``Q`` units are matched.  Returns the money
+        recovered; the caller socialises the rest."""
         deficit = d["deficit"]
         share = shortfall / deficit
-        total = sum(c["notional"] for c in d["closes"])
+        closes = d["closes"]
         acct = d["account"]
+        weights = [max(0.0, -c["position"].side * c["position"].qty * (c["price"] - c["position"].entry_price))
+                   for c in closes]
+        total = sum(weights)
+        if not total > 0.0:  # no position lost at its fill: by notional
+            weights = [c["notional"] for c in closes]
+            total = sum(weights)
         recovered = 0.0
-        for c in d["closes"]:
+        for c, weight in zip(closes, weights):
+            if not weight > 0.0:
+                continue
             pos = c["position"]
-            per_unit = deficit * (c["notional"] / total) / pos.qty
-            bp = c["price"] + pos.side * per_unit
-            wanted = share * pos.qty
-            matched = 0.0
-            for other in ranking.get((pos.contract, -pos.side), []):
-                if wanted - matched <= 0.0:
+            side, x = pos.side, c["price"]
+            part = deficit * (weight / total)
+            bp = x + side * part / pos.qty
+            left = share * part
+            matched = gain = 0.0
+            for other in ranking.get((pos.contract, -side), []):
+                if left <= 0.0 or matched >= pos.qty:
                     break
                 if other.qty <= 0.0:
                     continue
-                q = min(other.qty, wanted - matched)
-                self.close_counterparty(other, q, bp)
+                px = self.adl_price(other, bp)
+                per_unit = side * (px - x)
+                if not per_unit > 0.0:
+                    continue
+                q = min(other.qty, pos.qty - matched)
+                if not self.is_isolated(other):  # never below maintenance margin: cost <= excess
+                    cost = other.side * (self.price(cur, other.contract, other.side) - px)
+                    if cost > 0.0:
+                        oacct = self.book.accounts[other.account]
+                        cross = [p for p in self.positions(oacct) if not self.is_isolated(p)]
+                        excess = self.cross_excess(oacct, cross, [self.price(cur, p.contract, p.side)
+                                                                  for p in cross])
+                        q = min(q, max(0.0, excess) / cost)
+                if not q > 0.0:
+                    continue
+                if q * per_unit >= left:
+                    q = left / per_unit
+                    money = left
+                else:
+                    money = q * per_unit
+                self.close_counterparty(other, q, px)
+                left -= money
                 matched += q
+                gain += money
             if matched > 0.0:
-                gain = matched * per_unit
                 recovered += gain
                 self.ledger["realized_pnl"] += gain
-                self.emit("adl", acct.account_id, pos.contract, pos.leg, pos.side, matched, bp, gain,
-                          reason="bankrupt side")
+                self.emit("adl", acct.account_id, pos.contract, pos.leg, side, matched, x + side * gain / matched,
+                          gain, reason="bankrupt side")
         self.bar["adl_recovered"] += recovered
         if not d["isolated"]:  # an isolated deficit never touched the cross wallet
             acct.wallet += recovered
         return recovered
+
+    def adl_price(self, pos: Position, bp: float) -> float:
+        """The price a counterparty closes at: the bankrupt position's ``bp``, unless that would
+        make it realise a loss (worse than its entry) or, isolated, return less than nothing
+        to its cross wallet (worse than its own bankruptcy price, when funding left its
+        isolated wallet below zero); then that limit."""
+        side = pos.side
+        limit = pos.entry_price
+        if self.is_isolated(pos) and pos.wallet_iso < 0.0:
+            limit = pos.entry_price - side * pos.wallet_iso / pos.qty
+        return bp if side * (bp - limit) >= 0.0 else limit
 
     def close_counterparty(self, pos: Position, qty: float, price: float) -> None:
         acct = self.book.accounts[pos.account]
