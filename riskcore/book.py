@@ -23,7 +23,7 @@ from . import margin as fm
 from .brackets import Brackets
 from .enums import (LEG_NAMES, MARGIN_MODE_NAMES, POSITION_MODE_NAMES, SIDE_NAMES, Leg, MarginMode,
                     PositionMode, parse_leg, parse_margin_mode, parse_position_mode, parse_side)
-from .checks import check_amount as _check_amount, check_price as _check_price
+from .checks import LIMIT, check_amount as _check_amount, check_price as _check_price
 from .errors import Refused
 from .table import FORMAT_VERSION, SCHEMA as TABLE_SCHEMA, BookTable, _bracket_frame, empty_frames
 
@@ -468,7 +468,7 @@ class Book:
             elif isinstance(price, str) and price == "clear" or (isinstance(price, float) and math.isnan(price)):
                 new[name] = None
             elif isinstance(price, (int, float, np.floating, np.integer)) and not isinstance(price, bool) \
-                    and math.isfinite(price) and price > 0:
+                    and math.isfinite(price) and 0 < price <= LIMIT:
                 new[name] = float(price)
                 if mark is not None and name == "take_profit" and pos.side * (price - mark) <= 0:
                     raise Refused(f"{pos.name}: take profit {price:g} is already reached at mark {mark:g}",
@@ -477,7 +477,8 @@ class Book:
                     raise Refused(f"{pos.name}: stop loss {price:g} is already reached at mark {mark:g}",
                                   "tp_sl_crossed", pos.name)
             else:
-                raise ValueError(f"{name} must be a positive price, None (keep) or 'clear', not {price!r}")
+                raise ValueError(f"{name} must be a positive price up to {LIMIT:g}, None (keep) or 'clear', "
+                                 f"not {price!r}")
         pos.take_profit, pos.stop_loss = new["take_profit"], new["stop_loss"]
 
     # -------------------------------------------------------------------- orders

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..enums import LEG_NAMES, SIDE_NAMES, parse_leg, parse_margin_mode, parse_position_mode, parse_side
-from ..checks import check_amount as _check_amount, check_price as _check_price
+from ..checks import LIMIT, check_amount as _check_amount, check_price as _check_price
 from ..inputs import ACTIONS, InputError, ScheduledAction
 from ..result import EVENT_KINDS
 from .enums import Action, EventKind, EvF, EvI, Refusal, SlotState, TapeRefusal
@@ -109,7 +109,7 @@ def _trigger(price) -> float:
     if isinstance(price, str) and price == "clear" or (isinstance(price, float) and math.isnan(price)):
         return CLEAR
     if isinstance(price, (int, float, np.floating, np.integer)) and not isinstance(price, bool) \
-            and math.isfinite(price) and price > 0:
+            and math.isfinite(price) and 0 < price <= LIMIT:
         return float(price)
     return INVALID
 
@@ -464,7 +464,8 @@ def _sentence(code: int, e, f, row: dict, name: str, account_ids, contracts) -> 
         return "tp_sl_crossed", f"{pos_name(r0, r1)}: {what} {row[key]:g} is already reached at mark {r2:g}"
     if code in (T.TP_INVALID, T.SL_INVALID):
         key = "take_profit" if code == T.TP_INVALID else "stop_loss"
-        return "ValueError", f"{key} must be a positive price, None (keep) or 'clear', not {row.get(key)!r}"
+        return "ValueError", (f"{key} must be a positive price up to {LIMIT:g}, None (keep) or 'clear', "
+                              f"not {row.get(key)!r}")
     if code == T.TAG_UNKNOWN:
         return "KeyError", f"no order tagged {row['tag']!r}"
     if code == T.NO_ORDER:
