@@ -470,14 +470,30 @@ def test_valid_inputs_once_refused_are_accepted(tmp_path):
     assert after["close"] == pytest.approx(before["open"] / 4 + before["close"] / 2)
 
 
-@pytest.mark.parametrize("edit", [sub("accounts = 5", "accounts = 0"),  # an empty study runs
-                                  add('[[path.wicks]]\ncontract = "BTCUSDT"\nat = -1\ndepth = -0.2\n'),  # the last bar
-                                  add("[funding]\nrate = -0.0001\nevery_hours = 0.5\n")])
-def test_valid_edge_values_pass_the_checks(tmp_path, edit):
+def _no_accounts(cfg, paths, funding):
+    assert cfg["population"]["accounts"] == 0
+
+
+def _wick_on_the_last_bar(cfg, paths, funding):
+    last = paths["BTCUSDT"].iloc[-1]
+    assert last["low"] == pytest.approx(last["open"] * 0.8)  # depth -0.2 from the bar's open
+
+
+def _half_hourly_funding(cfg, paths, funding):
+    times = funding["BTCUSDT"]["timestamp"]
+    assert (times.diff().dropna() == pd.Timedelta(minutes=30)).all() and len(times) >= 1
+    assert (funding["BTCUSDT"]["rate"] == -0.0001).all()
+
+
+@pytest.mark.parametrize("edit, check", [
+    (sub("accounts = 5", "accounts = 0"), _no_accounts),  # an empty study runs
+    (add('[[path.wicks]]\ncontract = "BTCUSDT"\nat = -1\ndepth = -0.2\n'), _wick_on_the_last_bar),  # the last bar
+    (add("[funding]\nrate = -0.0001\nevery_hours = 0.5\n"), _half_hourly_funding)])
+def test_valid_edge_values_pass_the_checks(tmp_path, edit, check):
     from riskcore.scenarios import build_funding, build_paths, check_variants, load_scenario
 
     scenario = load_scenario(write_scenario(tmp_path, edit))
     check_variants(scenario)
     cfg = scenario.variants[0][1]
     paths, _ = build_paths(scenario, cfg)
-    build_funding(scenario, cfg, paths)
+    check(cfg, paths, build_funding(scenario, cfg, paths))
