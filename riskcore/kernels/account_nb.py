@@ -74,11 +74,7 @@ def init_lp_nb(bk, ct, mm_entry):
     whole-book form of :func:`refresh_lp_nb`."""
     for a in range(bk.acc_wallet.size):
         for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
-            c = np.int64(bk.s_contract[p])
-            if bk.s_state[p] == SlotState.LIVE and bk.set_mode[a, c] == MARGIN_ISOLATED:
-                bk.s_lp[p] = isolated_lp_nb(ct, c, bk.s_side[p], bk.s_qty[p], bk.s_entry[p], bk.s_wiso[p], mm_entry)
-            else:
-                bk.s_lp[p] = NAN
+            refresh_lp_nb(bk, ct, a, p, mm_entry)
 
 
 @njit(**NB_INLINE)
