@@ -14,7 +14,8 @@ building a :class:`~riskcore.book.Book`:
 
 Each call runs in three phases: resolve and validate the tables (pandas: ids, symbols
 and spellings become integer codes and float arrays), run the kernels (arrays only),
-wrap the arrays as labelled frames.  Every kernel names its twin in the Book:
+wrap the arrays as labelled frames (label columns -- contract, leg, margin and position
+mode -- as Categoricals; account ids as given).  Every kernel names its twin in the Book:
 
 ==============================  ==========================================================
 kernel                          twin (MARGIN_RULES.md section)
@@ -62,7 +63,8 @@ from .errors import BracketError
 from .kernels.options import NB
 
 __all__ = ["POSITION_COLUMNS", "ACCOUNT_COLUMNS", "CROSS_PRICE_COLUMNS", "position_readouts", "account_readouts",
-           "cross_liquidation_prices", "readouts"]
+           "cross_liquidation_prices", "readouts", "account_facts",
+           "ACCOUNT_MODE_LABELS"]
 
 #: Columns of :func:`position_readouts`: those of ``Book.positions_frame()`` and ``effective_leverage``.
 POSITION_COLUMNS = [
@@ -617,6 +619,65 @@ def settings_of_nb(rows, contract, leg, set_isolated, set_lev_long, set_lev_shor
     return isolated, leverage, auto_add
 
 
+@njit(**NB)
+def account_facts_nb(pos_start, pos_order, side, isolated, auto_add, leverage, mark, contract, lp):
+    """Per account, over its open positions: which margin modes they use, whether an
+    isolated one has auto-add-margin on, the highest leverage setting, their number and the
+    nearest liquidation price as a fraction of the mark.
+
+    Parameters
+    ----------
+    pos_start, pos_order : int64
+        CSR grouping of the positions by account (``_group``).
+    side : int8/int64 [n_positions]; isolated, auto_add : bool [n_positions]
+    leverage : float64 [n_positions]
+        The settings each position uses (``settings_of_nb``).
+    mark : float64 [n_contracts]; contract : int64 [n_positions]
+    lp : float64 [n_positions]
+        Liquidation price (NaN where there is none).
+
+    Returns
+    -------
+    modes : int8 [n_accounts]
+        1 when a cross position is held, plus 2 when an isolated one is.
+    auto : bool [n_accounts]
+    top_leverage : float64 [n_accounts]
+        NaN for an account without positions.
+    count : int64 [n_accounts]
+    distance : float64 [n_accounts]
+        ``min over positions of side * (mark - lp) / mark``, ``inf`` for a position
+        without a liquidation price, NaN for an account without positions.
+    """
+    n = pos_start.size - 1
+    modes = np.zeros(n, np.int8)
+    auto = np.zeros(n, np.bool_)
+    top = np.full(n, np.nan)
+    count = np.zeros(n, np.int64)
+    distance = np.full(n, np.nan)
+    for a in range(n):
+        s0 = pos_start[a]
+        s1 = pos_start[a + 1]
+        count[a] = s1 - s0
+        for j in range(s0, s1):
+            p = pos_order[j]
+            if isolated[p]:
+                modes[a] |= 2
+                if auto_add[p]:
+                    auto[a] = True
+            else:
+                modes[a] |= 1
+            if not (top[a] >= leverage[p]):
+                top[a] = leverage[p]
+            if np.isnan(lp[p]):
+                d = np.inf
+            else:
+                m = mark[contract[p]]
+                d = float(side[p]) * (m - lp[p]) / m
+            if not (distance[a] <= d):
+                distance[a] = d
+    return modes, auto, top, count, distance
+
+
 # ========================================================================= resolving
 _DENSE_LIMIT = 1 << 25  # keys below this are looked up in a dense table (<= 256 MB), else hashed
 
@@ -748,6 +809,12 @@ def _text(labels, codes: np.ndarray):
         import pyarrow as pa
         return pd.array(pa.array(list(labels), type=pa.large_string()).take(pa.array(codes)), dtype=dtype)
     return labels[codes]
+
+
+def _labels(labels, codes: np.ndarray) -> pd.Categorical:
+    """``labels[codes]`` as a Categorical (a label column of a read-out: contract, leg,
+    margin or position mode): no text per row, and Parquet stores it as a dictionary."""
+    return pd.Categorical.from_codes(np.asarray(codes).astype(np.int16, copy=False), categories=list(labels))
 
 
 class _Book:
@@ -1096,6 +1163,39 @@ def readouts(frames: Mapping[str, pd.DataFrame], marks: Mapping[str, float] | No
             "cross_prices": _cross_frame(bk, v, totals)}
 
 
+#: Labels of :func:`account_facts`' ``margin_modes`` (its codes: 1 cross, 2 isolated, 3 both).
+ACCOUNT_MODE_LABELS = ("", "cross", "isolated", "cross+isolated")
+
+
+def account_facts(frames: Mapping[str, pd.DataFrame], marks: Mapping[str, float] | None = None,
+                  mm_basis: str = "mark") -> pd.DataFrame:
+    """One row per account (in the accounts table's order) with what a study of a book
+    needs to know about it before a run, from one pass over the tables.
+
+    Columns: ``account``; ``equity`` (cross wallet + cross uPnL + the sum over isolated
+    positions of ``max(0, wallet_iso + uPnL)``, at the marks: the ``equity`` of
+    :func:`account_readouts`); ``margin_modes`` (Categorical of
+    :data:`ACCOUNT_MODE_LABELS`: ``"cross"``, ``"isolated"``, ``"cross+isolated"``, or
+    ``""`` without positions); ``auto_add`` (an isolated position has auto-add-margin on);
+    ``leverage`` (the highest leverage setting its positions use, NaN without positions);
+    ``positions`` (their number); ``liquidation_distance`` (``min over positions of
+    side * (mark - liquidation price) / mark``, the prices of :func:`position_readouts`;
+    ``inf`` when no position has a liquidation price, NaN without positions).
+
+    Parameters and errors as for :func:`position_readouts`.
+    """
+    bk = _Book(frames, marks, need_orders=False)
+    v, totals = bk.positions(_mm_entry(mm_basis), with_prices=True)
+    modes, auto, top, count, distance = account_facts_nb(
+        bk.pos_start, bk.pos_order, bk.p_side, bk.p_isolated, bk.p_auto, bk.p_leverage, bk.mark,
+        bk.p_contract, v["lp"])
+    return pd.DataFrame({
+        "account": bk.account_labels(np.arange(bk.n_accounts)),
+        "equity": bk.wallet + totals[0] + totals[4],
+        "margin_modes": pd.Categorical.from_codes(modes, categories=list(ACCOUNT_MODE_LABELS)),
+        "auto_add": auto, "leverage": top, "positions": count, "liquidation_distance": distance}, copy=False)
+
+
 # ========================================================================= wrapping
 # Every array handed to a frame is new (made by the kernels or copied from the input), so
 # the frames take them without another copy.
@@ -1106,12 +1206,12 @@ def _position_frame(bk: _Book, v: dict, totals: tuple) -> pd.DataFrame:
         effective = np.where(backing > 0, v["notional"] / backing, np.nan)
     data = {
         "account": bk.account_labels(bk.p_acc),
-        "contract": _text(bk.symbols, bk.p_contract),
-        "leg": _text(_LEGS, bk.p_leg),
+        "contract": _labels(bk.symbols, bk.p_contract),
+        "leg": _labels(_LEGS, bk.p_leg),
         "side": bk.p_side,
         "qty": bk.p_qty,
         "entry_price": bk.p_entry,
-        "margin_mode": _text(_MARGIN_MODES, bk.p_isolated.astype(np.int64)),
+        "margin_mode": _labels(_MARGIN_MODES, bk.p_isolated),
         "leverage": bk.p_leverage,
         "mark_price": bk.mark[bk.p_contract],
         "notional": v["notional"],
@@ -1134,7 +1234,7 @@ def _account_frame(bk: _Book, totals: tuple, order_margin: np.ndarray) -> pd.Dat
     margin_balance = bk.wallet + cross_upnl
     data = {
         "account": bk.account_labels(np.arange(bk.n_accounts)),
-        "position_mode": _text(_POSITION_MODES, bk.position_mode),
+        "position_mode": _labels(_POSITION_MODES, bk.position_mode),
         "wallet": bk.wallet.copy(),
         "isolated_wallet": iso_wallet,
         "cross_unrealized_pnl": cross_upnl,
@@ -1156,7 +1256,7 @@ def _cross_frame(bk: _Book, v: dict, totals: tuple) -> pd.DataFrame:
     rows = np.flatnonzero(totals[5])
     return pd.DataFrame({
         "account": bk.account_labels(bk.p_acc[rows]),
-        "contract": _text(bk.symbols, bk.p_contract[rows]),
+        "contract": _labels(bk.symbols, bk.p_contract[rows]),
         "liquidation_price": v["lp"][rows],
         "bankruptcy_price": v["bp"][rows],
     }, columns=CROSS_PRICE_COLUMNS, copy=False)

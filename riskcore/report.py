@@ -50,6 +50,7 @@ import pandas as pd
 from .book import Book
 from .enums import MarginMode
 from .inputs import PricePaths
+from .readouts import ACCOUNT_MODE_LABELS
 from .result import Result
 from .table import BookTable
 
@@ -150,9 +151,9 @@ def account_equity(table: BookTable) -> pd.DataFrame:
         has_iso[rows[iso]] = True
         has_cross[rows[~iso]] = True
         auto[rows[auto_pos]] = True
-    modes = np.where(has_cross & has_iso, "cross+isolated", np.where(has_cross, "cross",
-                                                                      np.where(has_iso, "isolated", "")))
-    return pd.DataFrame({"account": ids, "equity": equity, "margin_modes": modes.astype(object), "auto_add": auto,
+    modes = pd.Categorical.from_codes(has_cross.astype(np.int8) + 2 * has_iso.astype(np.int8),
+                                      categories=list(ACCOUNT_MODE_LABELS))
+    return pd.DataFrame({"account": ids, "equity": equity, "margin_modes": modes, "auto_add": auto,
                          "leverage": leverage, "positions": n_pos})
 
 
@@ -258,13 +259,39 @@ def account_outcomes(result: Result, start_book) -> pd.DataFrame:
     return _account_outcomes(result, start_book, None)
 
 
-def _account_outcomes(result: Result, start_book, name) -> pd.DataFrame:
+def _start_facts(start: BookTable, mm_basis: str) -> pd.DataFrame:
+    """:func:`riskcore.readouts.account_facts` of the start book, or, when a contract with
+    positions has no mark, :func:`account_equity` with NaN distances."""
+    from .readouts import account_facts
+
+    try:
+        return account_facts(start.frames(), mm_basis=mm_basis)
+    except ValueError:  # a contract without a mark price: no distance to report
+        facts = account_equity(start)
+        facts["liquidation_distance"] = np.nan
+        return facts
+
+
+def _end_equity(result: Result, ids: np.ndarray, end_equity=None) -> np.ndarray:
+    """Equity of each of ``ids`` in the final book (0 for an account it no longer has);
+    ``end_equity`` (account, equity) when the caller has it already."""
+    if end_equity is None:
+        end_equity = account_equity(result.final)[["account", "equity"]]
+    have = end_equity["account"].to_numpy()
+    values = end_equity["equity"].to_numpy(np.float64)
+    if have.shape == ids.shape and np.array_equal(have, ids):
+        return values
+    return pd.Series(values, index=have).reindex(ids).fillna(0.0).to_numpy(np.float64)
+
+
+def _account_outcomes(result: Result, start_book, name, end_equity=None) -> pd.DataFrame:
+    """:func:`account_outcomes`; ``end_equity``, a frame (account, equity) of the final book
+    (``readouts()['accounts']``), saves computing it again."""
     if not isinstance(result, Result):
         raise TypeError(f"result must be a riskcore.Result, not {type(result).__name__}")
     start = _as_table(start_book)
     _check_start(result, start, name)
-    s = account_equity(start)
-    e = account_equity(result.final).set_index("account")["equity"]
+    s = _start_facts(start, result.params.get("mm_basis", "mark"))
     ids = s["account"].to_numpy()
     ev = result.events
     liq = _kind(ev, "liquidation")
@@ -279,16 +306,16 @@ def _account_outcomes(result: Result, start_book, name) -> pd.DataFrame:
 
     n_liq = per(liq).astype(np.int64)
     n_top = per(top).astype(np.int64)
-    start_eq = s["equity"].to_numpy()
-    end_eq = e.reindex(ids).fillna(0.0).to_numpy(np.float64)
+    start_eq = s["equity"].to_numpy(np.float64)
+    end_eq = _end_equity(result, ids, end_equity)
     dep = _net_deposits(ev).reindex(ids).fillna(0.0).to_numpy(np.float64)
     pnl = end_eq - start_eq - dep
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = np.where(start_eq > 0, 100.0 * pnl / np.where(start_eq > 0, start_eq, 1.0), np.nan)
     frame = pd.DataFrame({
-        "account": ids, "margin_modes": s["margin_modes"].to_numpy(object), "auto_add": s["auto_add"].to_numpy(bool),
+        "account": ids, "margin_modes": s["margin_modes"], "auto_add": s["auto_add"].to_numpy(bool),
         "positions": s["positions"].to_numpy(np.int64), "leverage": s["leverage"].to_numpy(np.float64),
-        "liquidation_distance": start_distance(start, result.params.get("mm_basis", "mark")),
+        "liquidation_distance": s["liquidation_distance"].to_numpy(np.float64),
         "start_equity": start_eq, "net_deposits": dep, "end_equity": end_eq, "pnl": pnl, "pnl_pct": pct,
         "liquidated": n_liq > 0, "liquidations": n_liq,
         "liquidated_notional": per(liq, liq["qty"].to_numpy(np.float64) * liq["price"].to_numpy(np.float64)),
@@ -370,6 +397,11 @@ _EXACT_LEVERAGES = 12  # at most this many distinct leverages: one row each, els
 
 def _mode_codes(margin_modes: np.ndarray, auto_add: np.ndarray) -> np.ndarray:
     """Index into :data:`MODES` per account (5 = no position)."""
+    if isinstance(margin_modes, pd.Categorical) and list(margin_modes.categories) == list(ACCOUNT_MODE_LABELS):
+        codes = np.asarray(margin_modes.codes)  # 0 none, 1 cross, 2 isolated, 3 both
+        out = np.array([5, 0, 1, 3], np.int8)[np.maximum(codes, 0)]
+        out[(codes == 2) & np.asarray(auto_add, bool)] = 2
+        return out
     mm = np.asarray(margin_modes, dtype=object)
     code = np.full(len(mm), 5, np.int8)
     code[mm == "cross"] = 0
@@ -405,7 +437,9 @@ def _distance_labels() -> list[str]:
 def _aggregate(outcomes: pd.DataFrame, start: BookTable) -> dict:
     """The account aggregates of a digest (numpy over the outcome columns)."""
     n = len(outcomes)
-    code = _mode_codes(outcomes["margin_modes"].to_numpy(object), outcomes["auto_add"].to_numpy(bool))
+    modes = outcomes["margin_modes"]
+    code = _mode_codes(modes.array if isinstance(modes.dtype, pd.CategoricalDtype) else modes.to_numpy(object),
+                       outcomes["auto_add"].to_numpy(bool))
     held = code != 5
     lev = outcomes["leverage"].to_numpy(np.float64)
     liq = outcomes["liquidated"].to_numpy(bool)

@@ -13,6 +13,7 @@ folder, all or nothing.  See ``docs/scenarios.md`` for the keys.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import copy
 import datetime
@@ -731,19 +732,37 @@ class _OutputFolder:
         self.times = times or RunTimes()
         self.writers: dict = {}
         self.digests: dict = {}
+        self.pending: list = []  # Parquet writes of the last variant, running on the writer thread
 
     def __enter__(self):
         self.place.__enter__()
         self.tmp = self.place.tmp
+        # One writer thread: a variant's Parquet files are encoded and written (pyarrow, GIL
+        # released) while the main thread goes on with the report or the next variant.
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskcore-write")
         return self
 
     def __exit__(self, kind, exc, tb):
         try:
-            for writer in self.writers.values():
-                writer.close()
+            try:
+                if kind is None:
+                    self._wait()
+            finally:
+                self.pool.shutdown(wait=True, cancel_futures=True)  # nothing writes into a removed folder
+                for writer in self.writers.values():
+                    writer.close()
         finally:
             self.place.__exit__(kind, exc, tb)
         return False
+
+    def _wait(self) -> None:
+        """Wait for the writes in flight; the first failure is raised (naming the folder)."""
+        pending, self.pending = self.pending, []
+        t0 = time.perf_counter()
+        with self._writing():
+            for future in pending:
+                future.result()
+        self.times.add("write", time.perf_counter() - t0)
 
     @contextlib.contextmanager
     def _writing(self):
@@ -754,11 +773,13 @@ class _OutputFolder:
             raise OSError(exc.errno, f"writing the outputs into {self.target} failed ({exc.strerror or exc}); "
                                      f"{self.target} is as it was") from exc
 
-    def _append(self, file: str, frame: pd.DataFrame) -> None:
+    def _append(self, file: str, frame: pd.DataFrame, variant: str) -> None:
+        """Append ``frame`` with a ``variant`` column to ``file`` (on the writer thread)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         table = _arrow(frame)
+        table = table.append_column("variant", pa.array([variant], pa.string()).take(np.zeros(len(frame), np.int32)))
         writer = self.writers.get(file)
         if writer is None:
             text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)]
@@ -773,16 +794,15 @@ class _OutputFolder:
         t0 = time.perf_counter()
         views = readouts.readouts(result.final.frames())
         positions, accounts = views["positions"], views["accounts"]
-        outcomes = report._account_outcomes(result, start_table, name)
+        outcomes = report._account_outcomes(result, start_table, name, end_equity=accounts[["account", "equity"]])
         self.digests[name] = report.digest(result, start_table, name, outcomes)
         self.times.add("read-outs", time.perf_counter() - t0)
+        self._wait()  # the previous variant's files (one variant's outputs in memory at a time)
         t0 = time.perf_counter()
-        with self._writing():
-            self._append("events.parquet", result.events.assign(variant=name))
-            self._append("steps.parquet", result.steps.assign(variant=name))
-            self._append("final_positions.parquet", positions.assign(variant=name))
-            self._append("final_accounts.parquet", accounts.assign(variant=name))
-            self._append("outcomes.parquet", outcomes.assign(variant=name))
+        for file, frame in (("events.parquet", result.events), ("steps.parquet", result.steps),
+                            ("final_positions.parquet", positions), ("final_accounts.parquet", accounts),
+                            ("outcomes.parquet", outcomes)):
+            self.pending.append(self.pool.submit(self._append, file, frame, name))
         self.times.add("write", time.perf_counter() - t0)
 
     def finish(self, scenario: Scenario, paths: dict, price_source: str, seconds: float) -> pd.DataFrame:
@@ -793,9 +813,6 @@ class _OutputFolder:
         from . import __version__, report
 
         t0 = time.perf_counter()
-        for writer in self.writers.values():
-            writer.close()
-        self.writers = {}
         summary = report.summarize(self.digests)
         _parquet(summary.reset_index(), self.tmp / "summary.parquet")
         self.times.add("write", time.perf_counter() - t0)
@@ -805,7 +822,11 @@ class _OutputFolder:
                             price_source=price_source, description=scenario.config.get("description", ""),
                             seed=scenario.config.get("seed", 0), settings=dict(scenario.variants))
         self.times.add("report", time.perf_counter() - t0)
+        self._wait()  # the last variant's files, written while the report was drawn
         t0 = time.perf_counter()
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}
         shutil.copyfile(scenario.path, self.tmp / "scenario.toml")
         (self.tmp / "run.json").write_text(json.dumps({
             "scenario": str(scenario.path), "name": scenario.name, "variants": list(self.digests),

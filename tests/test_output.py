@@ -207,7 +207,7 @@ def test_a_full_disk_is_a_clear_failure_that_changes_nothing(tmp_path, scenario,
     assert run(scenario, out) == 0
     before = files(out)
 
-    def full(self, file, frame):
+    def full(self, file, frame, variant):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(riskcore.scenarios._OutputFolder, "_append", full)

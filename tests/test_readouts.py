@@ -25,8 +25,8 @@ from strategies import CONTRACTS, START, base_book, book_specs, build_book
 from riskcore import Book, Brackets, Refused
 from riskcore.examples import PUBLISHED, binance_cross_example
 from riskcore.populations import generate_population_frames
-from riskcore.readouts import (ACCOUNT_COLUMNS, CROSS_PRICE_COLUMNS, POSITION_COLUMNS, account_readouts,
-                               cross_liquidation_prices, position_readouts, readouts)
+from riskcore.readouts import (ACCOUNT_COLUMNS, CROSS_PRICE_COLUMNS, POSITION_COLUMNS, account_facts,
+                               account_readouts, cross_liquidation_prices, position_readouts, readouts)
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ONE_TIER = [{"notional_floor": 0, "notional_cap": 1e9, "mmr": 0.01, "max_leverage": 50}]
@@ -76,6 +76,26 @@ def expected_effective_leverage(book: Book, marks=None) -> np.ndarray:
     return np.array(out, dtype=np.float64)
 
 
+def expected_account_facts(book: Book, marks=None) -> pd.DataFrame:
+    """account_facts from the Book's frames, account by account, position by position."""
+    positions = book.positions_frame(marks)
+    rows = []
+    for acc in book.accounts_frame(marks).itertuples():
+        mine = positions[positions["account"] == acc.account]
+        modes = set(mine["margin_mode"])
+        distance = math.nan
+        for r in mine.itertuples():
+            d = math.inf if math.isnan(r.liquidation_price) else r.side * (r.mark_price - r.liquidation_price) / r.mark_price
+            distance = d if math.isnan(distance) else min(distance, d)
+        rows.append({"account": acc.account, "equity": acc.equity,
+                     "margin_modes": "+".join(m for m in ("cross", "isolated") if m in modes),
+                     "auto_add": bool((mine["auto_add_margin"] & (mine["margin_mode"] == "isolated")).any()),
+                     "leverage": float(mine["leverage"].max()) if len(mine) else math.nan,
+                     "positions": len(mine), "liquidation_distance": distance})
+    return pd.DataFrame(rows, columns=["account", "equity", "margin_modes", "auto_add", "leverage", "positions",
+                                       "liquidation_distance"])
+
+
 def check_against_book(book: Book, frames: dict, marks=None) -> None:
     """Every column of the three read-outs against the Book's scalar read-outs."""
     positions = position_readouts(frames, marks)
@@ -92,6 +112,8 @@ def check_against_book(book: Book, frames: dict, marks=None) -> None:
     assert_same(together["positions"], positions)
     assert_same(together["accounts"], accounts)
     assert_same(together["cross_prices"], cross_liquidation_prices(frames, marks))
+    facts = account_facts(frames, marks)
+    assert_same(facts.astype({"margin_modes": object}), expected_account_facts(book, marks))
 
 
 def recode(frames: dict, how: str) -> dict:
