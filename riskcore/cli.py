@@ -255,6 +255,9 @@ def _cmd_run(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     global _STARTED
     _STARTED = _process_start() if argv is None else None
+    from . import malloc
+
+    malloc.tune()  # freed arrays reused, not faulted in again (riskcore.malloc)
     parser = argparse.ArgumentParser(prog="riskcore", description=DESCRIPTION, epilog=exit_codes.epilog(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     from . import __version__

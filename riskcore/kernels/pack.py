@@ -318,22 +318,37 @@ def _reason_text(ints: np.ndarray, floats: np.ndarray, meta: PackMeta) -> pd.Cat
     own numbers (refusals, cancels, fund payments)."""
     n = ints.shape[0]
     reason = ints[:, EvI.REASON]
-    text = np.full(n, "", dtype=object)
+    words = {"": 0}  # sentence -> its code (built as codes: no Python object per event)
+    codes = np.zeros(n, np.int64)
+
+    def code_of(sentence: str) -> int:
+        return words.setdefault(sentence, len(words))
+
     fund = np.flatnonzero(reason == Reason.FUNDING_RATE)
     if fund.size:
         rates, inv = np.unique(floats[fund, EvF.R0], return_inverse=True)
-        text[fund] = np.array([f"rate {r:g}" for r in rates], dtype=object)[inv]
-    text[reason == Reason.ADL_BANKRUPT] = "bankrupt side"
-    text[reason == Reason.ADL_COUNTERPARTY] = "counterparty"
+        codes[fund] = np.array([code_of(f"rate {r:g}") for r in rates], np.int64)[inv]
+    for r, sentence in ((Reason.ADL_BANKRUPT, "bankrupt side"), (Reason.ADL_COUNTERPARTY, "counterparty")):
+        at = reason == r
+        if at.any():
+            codes[at] = code_of(sentence)
     rest = np.flatnonzero((reason != Reason.NONE) & (reason != Reason.FUNDING_RATE)
                           & (reason != Reason.ADL_BANKRUPT) & (reason != Reason.ADL_COUNTERPARTY))
     for i in rest.tolist():
         e, f = ints[i], floats[i]
         c, leg = int(e[EvI.CONTRACT]), int(e[EvI.LEG])
-        text[i] = _reason(int(e[EvI.REASON]), int(e[EvI.RCODE]), int(e[EvI.IVAL]), int(e[EvI.SIDE]),
-                          _plain_id(meta.account_ids[e[EvI.ACCOUNT]]), meta.contracts[c] if c >= 0 else None, leg,
-                          f[EvF.R0:EvF.R3 + 1])
-    return pd.Categorical(text)
+        codes[i] = code_of(_reason(int(e[EvI.REASON]), int(e[EvI.RCODE]), int(e[EvI.IVAL]), int(e[EvI.SIDE]),
+                                   _plain_id(meta.account_ids[e[EvI.ACCOUNT]]), meta.contracts[c] if c >= 0 else None,
+                                   leg, f[EvF.R0:EvF.R3 + 1]))
+    # categories sorted, as pd.Categorical(text) orders them; only the sentences that occur
+    present = np.zeros(len(words), bool)
+    present[codes] = True
+    sentences = np.array(list(words), dtype=object)
+    keep = np.flatnonzero(present)
+    order = np.argsort(sentences[keep].astype(str), kind="stable")
+    remap = np.full(len(words), -1, np.int64)
+    remap[keep[order]] = np.arange(keep.size)
+    return pd.Categorical.from_codes(remap[codes].astype(np.int32), categories=list(sentences[keep[order]]))
 
 
 def _plain_id(value):
@@ -370,7 +385,8 @@ def events_frame(ints: np.ndarray, floats: np.ndarray, meta: PackMeta, timestamp
 def _kernel_frame(ints: np.ndarray, floats: np.ndarray, meta: PackMeta) -> pd.DataFrame:
     """The kernel's records as event columns, in their order."""
     symbols = list(meta.contracts)
-    reason_codes = np.array([_REASON_CODE.get(r, "") for r in range(max(_REASON_CODE) + 1)], dtype=object)
+    categories = list(REASON_CODES)
+    code_of = np.array([categories.index(_REASON_CODE.get(r, "")) for r in range(max(_REASON_CODE) + 1)], np.int32)
     return pd.DataFrame({
         "step": ints[:, EvI.T].astype(np.int64), "point": ints[:, EvI.K].astype(np.int64), "timestamp": None,
         "account": meta.account_ids[ints[:, EvI.ACCOUNT]],
@@ -381,7 +397,7 @@ def _kernel_frame(ints: np.ndarray, floats: np.ndarray, meta: PackMeta) -> pd.Da
         "qty": floats[:, EvF.QTY], "price": floats[:, EvF.PRICE], "amount": floats[:, EvF.AMOUNT],
         "fee": floats[:, EvF.FEE], "wallet": floats[:, EvF.WALLET], "wallet_iso": floats[:, EvF.WALLET_ISO],
         "reason": _reason_text(ints, floats, meta),
-        "reason_code": pd.Categorical(reason_codes[ints[:, EvI.REASON]], categories=list(REASON_CODES)),
+        "reason_code": pd.Categorical.from_codes(code_of[ints[:, EvI.REASON]], categories=categories),
     }, columns=EVENT_COLUMNS)
 
 

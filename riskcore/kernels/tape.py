@@ -278,7 +278,7 @@ def encode_tape(actions: list[ScheduledAction], account_ids, contracts: tuple,
     :class:`~riskcore.inputs.InputError`, as :func:`riskcore.simulate` does up front."""
     n = len(actions)
     out = {name: np.full(n, default, dtype) for name, (dtype, default) in _COLUMNS.items()}
-    ids = account_ids.tolist() if isinstance(account_ids, np.ndarray) else list(account_ids)
+    ids = account_ids if isinstance(account_ids, np.ndarray) else list(account_ids)  # listed on first use
     enc = _Encoder(ids, tuple(contracts), tuple(contracts) if book_contracts is None else tuple(book_contracts))
     static = {}
     step, kind, row, account = out["step"], out["kind"], out["row"], out["account"]
