@@ -232,9 +232,12 @@ def _cmd_run(args) -> int:
                    disable=None, mininterval=0.5)  # quiet when stderr is not a terminal
         return bar.update
 
+    from .report import ChartHelper
+
     try:
         target, summary, times, price_source = run_to_folder(scenario, out, progress_factory=progress_factory,
-                                                             force=args.force, before_run=before_run)
+                                                             force=args.force, before_run=before_run,
+                                                             chart_helper=ChartHelper.wanted())
     finally:
         if bar is not None:
             bar.close()

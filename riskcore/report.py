@@ -56,7 +56,8 @@ from .table import BookTable
 
 __all__ = ["SUMMARY_COLUMNS", "OUTCOME_COLUMNS", "CHARTS", "SECTIONS", "summarize", "account_outcomes",
            "write_report", "format_value", "VariantDigest", "digest", "account_equity", "start_distance",
-           "leverage_table", "distance_table", "loss_buckets", "short_money", "MODES", "LOSS_BUCKETS", "LOSS_EDGES"]
+           "leverage_table", "distance_table", "loss_buckets", "short_money", "MODES", "LOSS_BUCKETS", "LOSS_EDGES",
+           "ChartHelper"]
 
 #: Columns of :func:`summarize`'s frame (its index is the variant name), with their meaning.
 SUMMARY_COLUMNS = {
@@ -1840,13 +1841,90 @@ SECTIONS = {
 }
 
 
+def _draw_chart(name: str, args: tuple) -> None:
+    globals()[name](*args)
+
+
+def _draw_charts(theirs: list, ours: list, helper: "ChartHelper | None") -> None:
+    """Draw the charts: ``theirs`` on the helper process when there is one, ``ours`` here."""
+    if helper is None:
+        for name, args in theirs + ours:
+            _draw_chart(name, args)
+        return
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        futures = [helper.submit(name, args) for name, args in theirs]
+    except BrokenProcessPool:  # the helper is gone: draw everything here
+        futures = [None] * len(theirs)
+    for name, args in ours:
+        _draw_chart(name, args)
+    for (name, args), future in zip(theirs, futures):
+        try:
+            if future is not None:
+                future.result()  # a chart that failed over there fails here, as it would have here
+                continue
+        except BrokenProcessPool:
+            pass
+        _draw_chart(name, args)
+
+
+def _ready() -> None:
+    """The helper's start: matplotlib imported and its fonts loaded before the first chart."""
+    fig, axes = _figure(1)
+    axes[0, 0].set_title("ready")
+    fig.canvas.draw()
+
+
+class ChartHelper:
+    """A second Python process that draws charts for :func:`write_report`.
+
+    Drawing the report's charts is matplotlib work in one thread; with a second core, a
+    helper process started at the beginning of a run (it imports matplotlib while the
+    population is drawn) takes about half of the charts.  ``riskcore run`` uses one when
+    the machine has two cores or more.  A context manager; :meth:`close` stops the
+    process (it is also stopped when the run fails)."""
+
+    def __init__(self):
+        import concurrent.futures
+        import multiprocessing
+
+        self.pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_ready)
+        self.pool.submit(int)  # start it now, not at the first chart
+
+    @staticmethod
+    def wanted() -> bool:
+        """Worth starting: this process may run on two cores or more."""
+        import os
+
+        try:
+            return len(os.sched_getaffinity(0)) >= 2
+        except AttributeError:  # not Linux
+            return (os.cpu_count() or 1) >= 2
+
+    def submit(self, name: str, args: tuple):
+        return self.pool.submit(_draw_chart, name, args)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 def _figure_html(file: str, caption: str) -> str:
     return (f'<figure><img src="{_esc(file)}" alt="{_esc(CHARTS[file])}">'
             f"<figcaption>{_esc(caption)}</figcaption></figure>")
 
 
 def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, notes=(), price_source: str = "",
-                 description: str = "", seed=None, settings: Mapping | None = None) -> Path:
+                 description: str = "", seed=None, settings: Mapping | None = None,
+                 chart_helper: "ChartHelper | None" = None) -> Path:
     """Write the charts and ``report.html`` into ``out_dir`` and return the page's path.
 
     Parameters
@@ -1874,6 +1952,9 @@ def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, 
     settings : mapping of str to dict, optional
         Each variant's settings (a scenario's merged configuration), for the parameter
         table: nested tables are flattened to ``section.key`` rows.
+    chart_helper : ChartHelper, optional
+        A started :class:`ChartHelper`: it draws about half of the charts while this
+        process draws the rest (the same files).
 
     Files written: the charts of :data:`CHARTS` and ``report.html``, which references them
     by relative file name and needs nothing else (no script, no external resource).  The
@@ -1897,13 +1978,16 @@ def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, 
     lev = leverage_table(runs)
     dist = distance_table(runs)
 
-    _chart_prices(out / "price.png", runs, frames, styles, window, unit)
-    _chart_liquidations(out / "liquidations.png", runs, styles, window, unit)
-    _chart_insurance(out / "insurance.png", runs, styles, unit)
-    _chart_outcomes(out / "outcomes.png", runs, styles)
-    _chart_losses(out / "losses.png", runs, styles, unit)
-    _chart_distance(out / "distance.png", runs, styles, moves)
-    _chart_comparison(out / "comparison.png", summary, styles, unit)
+    _draw_charts([  # (chart, its arguments); about half the time each, drawn here and by the helper
+        ("_chart_liquidations", (out / "liquidations.png", runs, styles, window, unit)),
+        ("_chart_comparison", (out / "comparison.png", summary, styles, unit)),
+        ("_chart_insurance", (out / "insurance.png", runs, styles, unit)),
+    ], [
+        ("_chart_prices", (out / "price.png", runs, frames, styles, window, unit)),
+        ("_chart_losses", (out / "losses.png", runs, styles, unit)),
+        ("_chart_outcomes", (out / "outcomes.png", runs, styles)),
+        ("_chart_distance", (out / "distance.png", runs, styles, moves)),
+    ], chart_helper)
 
     found, why = _findings(summary, runs, styles, unit, moves, lev)
     span, first, length = _range_text(frames)

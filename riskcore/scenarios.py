@@ -673,7 +673,7 @@ def write_outputs(run: ScenarioRun, out_dir, *, force: bool = False) -> Path:
 
 
 def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=None, *, force: bool = False,
-                  before_run=None) -> tuple[Path, pd.DataFrame, RunTimes, str]:
+                  before_run=None, chart_helper: bool = False) -> tuple[Path, pd.DataFrame, RunTimes, str]:
     """Run every variant one after another and write the outputs into ``out_dir``.
 
     Each variant's result is written (events, steps, final positions and accounts) and
@@ -688,6 +688,10 @@ def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=Non
     folder aside instead of refusing it (:class:`~riskcore.output.OutputFolderError`).
     ``before_run(folder)``, when given, is called once the checks pass and the folder is
     locked, before the first variant runs (``riskcore run`` compiles the kernels there).
+    ``chart_helper=True`` starts a :class:`~riskcore.report.ChartHelper` process at once,
+    which draws half of the report's charts at the end (``riskcore run`` does on two cores
+    or more; the script calling this must then guard its top level with
+    ``if __name__ == "__main__":``, as any use of multiprocessing's spawn needs).
     Returns (folder, summary, phase times, price source)."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
@@ -699,6 +703,10 @@ def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=Non
     paths, price_source = build_paths(scenario, scenario.variants[0][1])
     times.add("build", time.perf_counter() - t0)
     with _OutputFolder(out_dir, times, force) as out:
+        if chart_helper:
+            from .report import ChartHelper
+
+            out.chart_helper = ChartHelper()
         if before_run is not None:
             before_run(out.place)
         for name, cfg in scenario.variants:
@@ -733,6 +741,7 @@ class _OutputFolder:
         self.writers: dict = {}
         self.digests: dict = {}
         self.pending: list = []  # Parquet writes of the last variant, running on the writer thread
+        self.chart_helper = None  # a report.ChartHelper, when the run has one
 
     def __enter__(self):
         self.place.__enter__()
@@ -749,6 +758,8 @@ class _OutputFolder:
                     self._wait()
             finally:
                 self.pool.shutdown(wait=True, cancel_futures=True)  # nothing writes into a removed folder
+                if self.chart_helper is not None:
+                    self.chart_helper.close()
                 for writer in self.writers.values():
                     writer.close()
         finally:
@@ -820,7 +831,8 @@ class _OutputFolder:
         notes = list(scenario.config.get("notes", []))
         report.write_report(self.tmp, self.digests, paths, title=scenario.name, notes=notes,
                             price_source=price_source, description=scenario.config.get("description", ""),
-                            seed=scenario.config.get("seed", 0), settings=dict(scenario.variants))
+                            seed=scenario.config.get("seed", 0), settings=dict(scenario.variants),
+                            chart_helper=self.chart_helper)
         self.times.add("report", time.perf_counter() - t0)
         self._wait()  # the last variant's files, written while the report was drawn
         t0 = time.perf_counter()

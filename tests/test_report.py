@@ -6,8 +6,11 @@ the page shows every summary number and references charts that exist.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -17,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import riskcore.report as report_module
 from riskcore import Book, Brackets, simulate
 from riskcore.populations import PopulationSpec, generate_population
 from riskcore.report import (CHARTS, MODES, OUTCOME_COLUMNS, SECTIONS, SUMMARY_COLUMNS, account_outcomes,
@@ -362,6 +366,40 @@ def test_population_report(population_runs, tmp_path):
     assert report == out / "report.html"
     check_page(report, summarize(runs, books))
     assert sorted(p.name for p in out.iterdir()) == sorted(["report.html", *CHARTS])
+
+
+def test_chart_helper_draws_the_same_report(population_runs, tmp_path):
+    """Half of the charts drawn by the helper process: the same files, byte for byte; a
+    helper that died meanwhile leaves its charts to this process."""
+    from riskcore.report import ChartHelper
+
+    books, runs, paths = population_runs
+    kw = dict(title="Wick test", price_source="riskcore.synthetic.gbm_paths(seed=5)")
+    write_report(tmp_path / "here", runs, paths, books, **kw)
+    with ChartHelper() as helper:
+        write_report(tmp_path / "helped", runs, paths, books, chart_helper=helper, **kw)
+        pid = next(iter(helper.pool._processes))
+        os.kill(pid, signal.SIGKILL)
+        helper.pool._processes[pid].join()
+        write_report(tmp_path / "orphaned", runs, paths, books, chart_helper=helper, **kw)
+    here = {p.name: p.read_bytes() for p in (tmp_path / "here").iterdir()}
+    assert sorted(here) == sorted(["report.html", *CHARTS])
+    for other in ("helped", "orphaned"):
+        assert {p.name: p.read_bytes() for p in (tmp_path / other).iterdir()} == here, other
+
+
+def test_a_chart_failing_in_the_helper_fails_the_report(population_runs, tmp_path):
+    from riskcore.report import ChartHelper
+
+    books, runs, paths = population_runs
+    broken = {name: dataclasses.replace(report_module.digest(r, books[name]), pnl_pct="not numbers")
+              for name, r in runs.items()}
+    styles = report_module._styles(broken, [])
+    with pytest.raises((TypeError, ValueError)) as here:
+        report_module._draw_charts([("_chart_outcomes", (tmp_path / "o.png", broken, styles))], [], None)
+    with ChartHelper() as helper, pytest.raises(type(here.value)) as there:
+        report_module._draw_charts([("_chart_outcomes", (tmp_path / "o.png", broken, styles))], [], helper)
+    assert str(there.value) == str(here.value)
 
 
 def test_outcomes_of_population(population_runs):
