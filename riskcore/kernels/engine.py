@@ -20,6 +20,7 @@ import pandas as pd
 from ..errors import RiskcoreError
 from ..inputs import PricePaths, bar_points
 from ..result import Result, steps_from_array
+from .. import malloc
 from ..table import BookTable
 from .account_nb import init_lp_nb
 from .actions_nb import apply_tape_nb
@@ -109,10 +110,6 @@ class _Run:
 
     def kernel_fees(self) -> float:
         return float(self.sc.blk_ledger[:, Ledger.FEES].sum())
-
-    def current_table(self, marks: dict) -> BookTable:
-        return unpack_table(self.base, self.bk, self.meta, marks, self.fees_base + self.kernel_fees(),
-                            int(self.tst.ids[0]), with_tape=bool(self.actions))
 
     def run(self, progress=None) -> None:
         n_steps = self.paths.n_steps
@@ -220,6 +217,7 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
     such as a Book); it is not modified.
     """
     book = book if isinstance(book, BookTable) else book.to_table()
+    malloc.release()  # memory freed before the run (building the book, say) goes back to the system
     paths = PricePaths.from_frames(paths)
     rates = np.zeros((paths.n_steps, paths.n_contracts)) if funding_rates is None else np.asarray(funding_rates)
     actions = [] if actions is None else list(actions)
@@ -279,6 +277,9 @@ def _result(run: _Run, paths: PricePaths, money_start: float, params: Params, in
     run.drained, run.ev = [], None
     events = events_frame(ints, floats, run.meta, paths.timestamps, run.action_events)
     del ints, floats
+    if not run.actions:  # the settings are the start book's: the dense matrices go before the table is built
+        run.bk = run.bk._replace(set_mode=None, set_lev_long=None, set_lev_short=None, set_auto_long=None,
+                                 set_auto_short=None, set_stored=None, s_lp=None)
     final = unpack_table(run.base, run.bk, run.meta, marks, fees, int(run.tst.ids[0]), with_tape=bool(run.actions))
     run.bk = None
     ledger.update(money_start=money_start, money_end=money_of(final, fund), insurance_fund=fund,

@@ -207,7 +207,10 @@ def unpack_table(base: BookTable, bk: BookArrays, meta: PackMeta, marks: dict, f
     from the arrays and the contracts' marks set to ``marks``.  ``with_tape``: the tape may
     have changed position modes and settings, and reopened positions, so those are read
     from the arrays too (settings of contracts without a path stay as in ``base``) and each
-    account's positions are put in the Book's dict order (``s_seq``)."""
+    account's positions are put in the Book's dict order (``s_seq``).
+
+    ``bk``'s slot arrays are used up: without a tape or orders, the live slots are moved to
+    their front and the table's columns are views of them (no copy of the positions)."""
     n_acc = meta.account_ids.size
     wallet = np.empty(n_acc)
     wallet[meta.account_rows] = bk.acc_wallet
@@ -223,23 +226,32 @@ def unpack_table(base: BookTable, bk: BookArrays, meta: PackMeta, marks: dict, f
         settings = _settings_of(base, bk, meta, to_table)
 
     is_live = bk.s_state == SlotState.LIVE
+    same_codes = np.array_equal(to_table, np.arange(to_table.size))
     if with_tape or bk.o_id.size:  # positions may have opened or reopened: by account, then the Book's dict order
         s_owner = np.repeat(np.arange(n_acc), np.diff(bk.acc_slot0))
         live = np.flatnonzero(is_live)
         live = live[np.lexsort((bk.s_seq[live], s_owner[live]))]
         s_acc = s_owner[live]
-    elif is_live.all():  # every slot still open: the kernel's arrays become the table's columns, uncopied
-        live = slice(None)
-        s_acc = np.repeat(np.arange(n_acc), np.diff(bk.acc_slot0))
-    else:
-        live = np.flatnonzero(is_live)
-        s_acc = np.repeat(np.arange(n_acc), np.diff(bk.acc_slot0))[live]
+        del s_owner
+        account = meta.account_ids[s_acc]
+        columns = {name: getattr(bk, name)[live] for name in _SLOT_COLUMNS}
+    else:  # slots in account order already: the live ones moved to the front of the kernel's own arrays
+        n_live = int(np.count_nonzero(is_live))
+        columns = {name: _compacted(getattr(bk, name), is_live, n_live) for name in _SLOT_COLUMNS}
+        account = _compacted(np.repeat(np.arange(n_acc), np.diff(bk.acc_slot0)), is_live, n_live)
+        if not _is_range(meta.account_ids):
+            account = meta.account_ids[account]
+    del is_live
+    contract = columns.pop("s_contract")
     positions = pd.DataFrame({
-        "account": meta.account_ids[s_acc],
-        "contract": pd.Categorical.from_codes(to_table[bk.s_contract[live]].astype(np.int32), categories=symbols),
-        "leg": pd.Categorical.from_codes(bk.s_leg[live].astype(np.int8), categories=list(LEG_WORDS)),
-        "side": bk.s_side[live], "qty": bk.s_qty[live], "entry_price": bk.s_entry[live],
-        "wallet_iso": bk.s_wiso[live], "take_profit": bk.s_tp[live], "stop_loss": bk.s_sl[live]}, copy=False)
+        "account": account,
+        "contract": pd.Categorical.from_codes(contract if same_codes else to_table[contract].astype(np.int32),
+                                              categories=symbols),
+        "leg": pd.Categorical.from_codes(columns.pop("s_leg"), categories=list(LEG_WORDS)),
+        "side": columns.pop("s_side"), "qty": columns.pop("s_qty"), "entry_price": columns.pop("s_entry"),
+        "wallet_iso": columns.pop("s_wiso"), "take_profit": columns.pop("s_tp"), "stop_loss": columns.pop("s_sl")},
+        copy=False)
+    del account, contract
     o_live = np.flatnonzero(bk.o_live)
     o_acc = np.repeat(np.arange(n_acc), np.diff(bk.acc_ord0))[o_live]
     orders = pd.DataFrame({
@@ -256,6 +268,32 @@ def unpack_table(base: BookTable, bk: BookArrays, meta: PackMeta, marks: dict, f
                                for s, m in zip(contracts["contract"], contracts["mark_price"])]
     return base.replace(contracts=contracts, accounts=accounts, settings=settings, positions=positions,
                         orders=orders, fees_collected=float(fees_collected), next_order_id=int(next_order_id))
+
+
+_SLOT_COLUMNS = ("s_contract", "s_leg", "s_side", "s_qty", "s_entry", "s_wiso", "s_tp", "s_sl")
+_COMPACT_CHUNK = 1 << 20
+
+
+def _compacted(values: np.ndarray, keep: np.ndarray, n_keep: int) -> np.ndarray:
+    """``values[keep]`` written over the front of ``values`` itself (chunk by chunk: no copy
+    of the whole array), returned as a view of that front.  ``values`` is the kernel's
+    scratch, free to reuse; when most of it was dropped the front is copied out so that the
+    table does not hold the rest."""
+    if n_keep == values.size:
+        return values
+    at = 0
+    for lo in range(0, values.size, _COMPACT_CHUNK):
+        part = values[lo:lo + _COMPACT_CHUNK][keep[lo:lo + _COMPACT_CHUNK]]  # a copy: safe to write below lo
+        values[at:at + part.size] = part
+        at += part.size
+    front = values[:n_keep]
+    return front.copy() if 2 * n_keep < values.size else front
+
+
+def _is_range(ids: np.ndarray) -> bool:
+    """The account ids are the ints 0 .. n-1 in order (a row is its own id)."""
+    return ids.dtype.kind == "i" and (ids.size == 0 or (ids[0] == 0 and ids[-1] == ids.size - 1
+                                                         and bool(np.all(ids[1:] > ids[:-1]))))
 
 
 def _settings_of(base: BookTable, bk: BookArrays, meta: PackMeta, to_table: np.ndarray) -> pd.DataFrame:
@@ -369,7 +407,7 @@ def events_frame(ints: np.ndarray, floats: np.ndarray, meta: PackMeta, timestamp
     if not action_events:  # sort the records, then build the frame once
         order = np.lexsort(keys[::-1])
         del keys
-        frame = _kernel_frame(ints[order], floats[order], meta)
+        frame = _kernel_frame(ints, floats, meta, order)
     else:
         tape = events_from_records(action_events)
         m = len(tape)
@@ -382,22 +420,28 @@ def events_frame(ints: np.ndarray, floats: np.ndarray, meta: PackMeta, timestamp
     return frame
 
 
-def _kernel_frame(ints: np.ndarray, floats: np.ndarray, meta: PackMeta) -> pd.DataFrame:
-    """The kernel's records as event columns, in their order."""
+def _kernel_frame(ints: np.ndarray, floats: np.ndarray, meta: PackMeta, order=None) -> pd.DataFrame:
+    """The kernel's records as event columns, in their order, or in ``order`` (taken column
+    by column: the records are never copied whole)."""
+    if order is None:
+        order = slice(None)
+    i = lambda field: ints[order, field]  # noqa: E731
+    f = lambda field: floats[order, field]  # noqa: E731
     symbols = list(meta.contracts)
     categories = list(REASON_CODES)
     code_of = np.array([categories.index(_REASON_CODE.get(r, "")) for r in range(max(_REASON_CODE) + 1)], np.int32)
+    reason = _reason_text(ints, floats, meta)
     return pd.DataFrame({
-        "step": ints[:, EvI.T].astype(np.int64), "point": ints[:, EvI.K].astype(np.int64), "timestamp": None,
-        "account": meta.account_ids[ints[:, EvI.ACCOUNT]],
-        "contract": pd.Categorical.from_codes(ints[:, EvI.CONTRACT].astype(np.int32), categories=symbols),
-        "leg": pd.Categorical.from_codes(ints[:, EvI.LEG].astype(np.int8), categories=list(LEG_WORDS)),
-        "kind": pd.Categorical.from_codes(ints[:, EvI.KIND].astype(np.int8), categories=list(EVENT_KINDS)),
-        "side": ints[:, EvI.SIDE].astype(np.int64),
-        "qty": floats[:, EvF.QTY], "price": floats[:, EvF.PRICE], "amount": floats[:, EvF.AMOUNT],
-        "fee": floats[:, EvF.FEE], "wallet": floats[:, EvF.WALLET], "wallet_iso": floats[:, EvF.WALLET_ISO],
-        "reason": _reason_text(ints, floats, meta),
-        "reason_code": pd.Categorical.from_codes(code_of[ints[:, EvI.REASON]], categories=categories),
+        "step": i(EvI.T).astype(np.int64), "point": i(EvI.K).astype(np.int64), "timestamp": None,
+        "account": meta.account_ids[i(EvI.ACCOUNT)],
+        "contract": pd.Categorical.from_codes(i(EvI.CONTRACT).astype(np.int32), categories=symbols),
+        "leg": pd.Categorical.from_codes(i(EvI.LEG).astype(np.int8), categories=list(LEG_WORDS)),
+        "kind": pd.Categorical.from_codes(i(EvI.KIND).astype(np.int8), categories=list(EVENT_KINDS)),
+        "side": i(EvI.SIDE).astype(np.int64),
+        "qty": f(EvF.QTY), "price": f(EvF.PRICE), "amount": f(EvF.AMOUNT),
+        "fee": f(EvF.FEE), "wallet": f(EvF.WALLET), "wallet_iso": f(EvF.WALLET_ISO),
+        "reason": pd.Categorical.from_codes(reason.codes[order], dtype=reason.dtype),
+        "reason_code": pd.Categorical.from_codes(code_of[i(EvI.REASON)], categories=categories),
     }, columns=EVENT_COLUMNS)
 
 
