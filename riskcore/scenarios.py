@@ -68,6 +68,9 @@ PATH_KEYS = {
 WICK_KEYS = {"contract": STRING, "at": INTEGER, "depth": NUMBER, "recover": "bool-or-fraction"}
 FUNDING_KEYS = {"file": STRING, "rate": NUMBER, "every_hours": NUMBER}
 ENGINE_KEYS = {"intrabar": STRING, "mm_basis": STRING, "engine": STRING}
+# -- hook of riskcore.cluster (issue 11): where `riskcore run` runs the variants; checked and read by
+# riskcore.cluster.cluster_setting, never by the simulator
+ENGINE_KEYS["cluster"] = STRING
 VARIANT_KEYS = {"name": STRING, "market": "variant-market", "population": "variant-population",
                 "engine": "variant-engine"}
 TOP_KEYS = {"name": STRING, "description": STRING, "seed": INTEGER, "market": "market", "path": "path",
