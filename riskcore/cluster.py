@@ -49,6 +49,8 @@ TABLES = ("events.parquet", "steps.parquet", "final_positions.parquet", "final_a
           "outcomes.parquet")
 TASK_PHASES = ("build", "simulate", "read-outs", "write")
 INSTALL_HINT = "pip install 'riskcore[cluster]' (or pip install 'dask[distributed]')"
+#: Seconds to wait for a scheduler to answer before giving up (exit code 4).
+CONNECT_TIMEOUT = 10.0
 
 
 class ClusterError(RiskcoreError, ValueError):
@@ -307,9 +309,10 @@ def run_task(spec: TaskSpec) -> TaskResult:
     worker = _current_worker()
     address = worker.address if worker is not None else "local"
     if not out.is_dir():
-        raise ClusterError(f"worker {address} on {socket.gethostname()} cannot see the run's temporary folder "
-                           f"{out}: the workers write the outputs into the output folder's parent, which must be "
-                           "on a filesystem every worker sees at the same path (docs/cluster.md); choose an --out "
+        who = f"worker {address}" if worker is not None else "this process"
+        raise ClusterError(f"{who} on {socket.gethostname()} cannot see the run's temporary folder {out}: the "
+                           "workers write the outputs into the output folder's parent, which must be on a shared "
+                           "filesystem that every worker sees at the same path (docs/cluster.md); choose an --out "
                            "folder there")
     ensure_warm()
     nthreads = worker.state.nthreads if worker is not None else 1
@@ -381,18 +384,20 @@ def task_specs(scenario, out: Path, numba_threads: int | None = None) -> list[Ta
 
 
 @contextlib.contextmanager
-def connect(spec: ClusterSpec, timeout: float = 10.0):
+def connect(spec: ClusterSpec, timeout: float | None = None):
     """A ``distributed.Client`` for ``spec``: a new ``LocalCluster`` of ``spec.workers``
     processes with one thread each (closed at the end), or the scheduler at ``spec.address``
     (:class:`ClusterUnreachable` when none answers within ``timeout`` seconds)."""
     distributed = _distributed()
     import logging
 
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+
     if spec.is_local:
         # each worker runs its kernels on its share of the cores (numba reads this at start)
         threads = max(1, (os.cpu_count() or 1) // spec.workers)
         cluster = distributed.LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=logging.ERROR,
+                                           dashboard_address=":0", silence_logs=logging.ERROR,
                                            env={"NUMBA_NUM_THREADS": str(threads)})
         try:
             with distributed.Client(cluster) as client:
@@ -403,7 +408,7 @@ def connect(spec: ClusterSpec, timeout: float = 10.0):
     try:
         client = distributed.Client(spec.address, timeout=f"{timeout}s")
     except (OSError, TimeoutError) as exc:
-        raise ClusterUnreachable(f"--cluster {spec.address}: no Dask scheduler answered within {timeout:g} s "
+        raise ClusterUnreachable(f"{spec.address}: no Dask scheduler answered within {timeout:g} s "
                                  f"({exc.__class__.__name__}: {exc}); is the scheduler running, and is its "
                                  "address and port reachable from here?") from None
     try:
@@ -466,7 +471,7 @@ def _clean_parts(tmp: Path, n: int) -> None:
 
 
 def run_on_cluster(scenario, out_dir, cluster, progress_factory=None, *, force: bool = False, before_run=None,
-                   client=None, say=None, task=run_task, timeout: float = 10.0, numba_threads: int | None = None):
+                   client=None, say=None, task=run_task, timeout: float | None = None, numba_threads: int | None = None):
     """:func:`riskcore.scenarios.run_to_folder` with the variants run as tasks on a Dask cluster.
 
     ``cluster`` is a :class:`ClusterSpec`, a setting :func:`parse_cluster` reads
