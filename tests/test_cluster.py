@@ -249,6 +249,30 @@ def test_a_worker_that_cannot_see_the_folder_is_named(study, tmp_path):
         cluster.run_task(spec)
 
 
+def test_a_missing_data_file_fails_as_a_local_run_would(tmp_path, dask_client, capsys):
+    study = tmp_path / "pop.toml"
+    study.write_text(f"""
+name = "pop"
+[engine]
+cluster = "{dask_client.scheduler.address}"
+[market]
+liquidation_fee_rate = 0.0125
+[market.contracts.BTCUSDT]
+brackets = {{ venue = "binance", symbol = "BTCUSDT", date = "2025-06-19" }}
+start_price = 60_000.0
+[path]
+kind = "gbm"
+n_steps = 10
+[population]
+file = "accounts-nowhere.parquet"
+""", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["run", str(study), "--out", str(out), "--no-progress"]) == 3  # raised on a worker
+    err = capsys.readouterr().err
+    assert "population.file: 'accounts-nowhere.parquet' not found" in err
+    assert not out.exists()
+
+
 # ------------------------------------------------------------------- the command line
 def test_cli_runs_on_a_local_cluster_of_two(study, local_run, tmp_path, capsys):
     out = tmp_path / "out"
