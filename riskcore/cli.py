@@ -201,8 +201,15 @@ def _cmd_run(args) -> int:
     path = args.scenario or default_scenario()
     scenario = load_scenario(path)
     out = Path(args.out) if args.out else Path("reports") / scenario.name
+    cluster = None
+    engines = [scenario.config.get("engine", {})] + [v.get("engine") or {} for v in scenario.config.get("variants", [])]
+    if args.cluster is not None or any("cluster" in e for e in engines):
+        from .cluster import cluster_setting
+
+        cluster = cluster_setting(scenario, args.cluster)  # None: "off"
     print(f"riskcore: running {scenario.name} ({path}): {len(scenario.variants)} variant(s): "
-          + ", ".join(name for name, _ in scenario.variants))
+          + ", ".join(name for name, _ in scenario.variants)
+          + (f", as tasks on the Dask cluster {cluster.text}" if cluster is not None else ""))
     if scenario.config.get("description"):
         print(f"  {scenario.config['description']}")
     bar = None
@@ -215,7 +222,11 @@ def _cmd_run(args) -> int:
                   f"contents will be moved to {out.name}.before-<time> beside it, not deleted", flush=True)
         from .kernels.cache import cache_is_warm
 
-        if not cache_is_warm():  # compile every kernel once, serially, rather than some now and some later
+        if cluster is not None:  # the workers load or compile the kernels (riskcore.cluster.WarmupPlugin)
+            print("riskcore: starting the workers and loading the kernels on each (a first run compiles them, "
+                  "under two minutes)" if cluster.is_local else f"riskcore: connecting to {cluster.text}",
+                  flush=True)
+        elif not cache_is_warm():  # compile every kernel once, serially, rather than some now and some later
             print("riskcore: first run: compiling the numba kernels into the cache (under a minute on two "
                   "cores; once)", flush=True)
             from .kernels.compiling import warm_with_progress
@@ -235,9 +246,24 @@ def _cmd_run(args) -> int:
     from .report import ChartHelper
 
     try:
-        target, summary, times, price_source = run_to_folder(scenario, out, progress_factory=progress_factory,
-                                                             force=args.force, before_run=before_run,
-                                                             chart_helper=ChartHelper.wanted())
+        if cluster is not None:
+            from . import exit_codes as codes
+            from .cluster import ClusterFailed, ClusterUnreachable, run_on_cluster
+
+            try:
+                target, summary, times, price_source = run_on_cluster(
+                    scenario, out, cluster, progress_factory=progress_factory, force=args.force,
+                    before_run=before_run, say=lambda text: print(f"riskcore: {text}", flush=True))
+            except ClusterUnreachable as exc:
+                print(f"riskcore: cannot reach the cluster: {exc}; nothing was written", file=sys.stderr)
+                return codes.NETWORK
+            except ClusterFailed as exc:
+                print(f"riskcore: the run failed on the cluster: {exc}; {out} is as it was", file=sys.stderr)
+                return EXIT_FAILED
+        else:
+            target, summary, times, price_source = run_to_folder(scenario, out, progress_factory=progress_factory,
+                                                                 force=args.force, before_run=before_run,
+                                                                 chart_helper=ChartHelper.wanted())
     finally:
         if bar is not None:
             bar.close()
@@ -251,6 +277,10 @@ def _cmd_run(args) -> int:
     # the rest: starting Python and importing (the console script), reading and checking the scenario, printing
     extra += f", other {max(0.0, total - times.total - compile_seconds):.1f} s"
     print(f"wrote {target}/ (report.html, events/steps/final_*/outcomes/summary .parquet)")
+    if cluster is not None:  # the phases of the tasks add up the workers' time, which overlaps
+        print(f"time: {total:.1f} s in all; the tasks' phases summed over the workers: {phases}; the kernels' "
+              f"own time {times.kernel:.1f} s (where each variant ran: {target}/cluster.json)")
+        return EXIT_OK
     print(f"time: {total:.1f} s in all ({phases}{extra}; the kernels' own time {times.kernel:.1f} s)")
     return EXIT_OK
 
@@ -276,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
                                                         "write: its contents are moved aside to "
                                                         "NAME.before-<time>, never deleted")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--cluster", metavar="ADDRESS", help="run the variants as tasks on a Dask cluster: local:N (N "
+                                                         "worker processes here), tcp://HOST:PORT (a scheduler), "
+                                                         "or off; before the scenario's [engine] cluster (needs "
+                                                         "riskcore[cluster]; docs/cluster.md)")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("warmup", help="compile the numba kernels once into the cache (about a minute on a "
                                       "2-core machine; later starts load them in under a second)")

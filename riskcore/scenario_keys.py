@@ -148,6 +148,9 @@ KEY_DOCS = {
                                     "worst for each account"),
     "engine.mm_basis": ("\"mark\"", "maintenance margin on the mark or on the entry notional"),
     "engine.engine": ("\"numba\"", "the kernels, or the pure-Python reference engine (slow; the oracle)"),
+    "engine.cluster": ("this process", "where `riskcore run` runs the variants: `\"local:N\"` (N worker processes "
+                                       "here), a Dask scheduler `\"tcp://HOST:PORT\"`, or `\"off\"`; `--cluster` "
+                                       "comes first (docs/cluster.md)"),
 
     "variants[].name": (REQUIRED, "the variant's name (unique)"),
     "variants[].market": (NONE, "keys of `[market]` (but `contracts`) that this variant changes"),

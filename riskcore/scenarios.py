@@ -69,6 +69,9 @@ PATH_KEYS = {
 WICK_KEYS = {"contract": STRING, "at": INTEGER, "depth": NUMBER, "recover": "bool-or-fraction"}
 FUNDING_KEYS = {"file": STRING, "rate": NUMBER, "every_hours": NUMBER}
 ENGINE_KEYS = {"intrabar": STRING, "mm_basis": STRING, "engine": STRING}
+# -- hook of riskcore.cluster (issue 11): where `riskcore run` runs the variants; checked and read by
+# riskcore.cluster.cluster_setting, never by the simulator
+ENGINE_KEYS["cluster"] = STRING
 VARIANT_KEYS = {"name": STRING, "market": "variant-market", "population": "variant-population",
                 "engine": "variant-engine"}
 TOP_KEYS = {"name": STRING, "description": STRING, "seed": INTEGER, "market": "market", "path": "path",
@@ -800,19 +803,12 @@ class _OutputFolder:
         writer.write_table(table)
 
     def add_variant(self, name: str, result, start_table) -> None:
-        from . import readouts, report
-
         t0 = time.perf_counter()
-        views = readouts.readouts(result.final.frames())
-        positions, accounts = views["positions"], views["accounts"]
-        outcomes = report._account_outcomes(result, start_table, name, end_equity=accounts[["account", "equity"]])
-        self.digests[name] = report.digest(result, start_table, name, outcomes)
+        tables, self.digests[name] = variant_outputs(name, result, start_table)
         self.times.add("read-outs", time.perf_counter() - t0)
         self._wait()  # the previous variant's files (one variant's outputs in memory at a time)
         t0 = time.perf_counter()
-        for file, frame in (("events.parquet", result.events), ("steps.parquet", result.steps),
-                            ("final_positions.parquet", positions), ("final_accounts.parquet", accounts),
-                            ("outcomes.parquet", outcomes)):
+        for file, frame in tables.items():
             self.pending.append(self.pool.submit(self._append, file, frame, name))
         self.times.add("write", time.perf_counter() - t0)
 
@@ -848,6 +844,26 @@ class _OutputFolder:
         self.place.commit(version=__version__, scenario=scenario.name)
         self.times.add("write", time.perf_counter() - t0)
         return summary
+
+
+#: The Parquet tables of a run, one row group per variant (``variant`` column added).
+OUTPUT_TABLES = ("events.parquet", "steps.parquet", "final_positions.parquet", "final_accounts.parquet",
+                 "outcomes.parquet")
+
+
+def variant_outputs(name: str, result, start_table) -> tuple[dict, object]:
+    """One variant's output tables (``{file: frame}`` for :data:`OUTPUT_TABLES`, without the
+    ``variant`` column) and its :class:`~riskcore.report.VariantDigest`: the final book's
+    read-outs, the account outcomes (end equity taken from those read-outs) and the digest
+    of the report.  The local run and the cluster's tasks both make them here."""
+    from . import readouts, report
+
+    views = readouts.readouts(result.final.frames())
+    positions, accounts = views["positions"], views["accounts"]
+    outcomes = report._account_outcomes(result, start_table, name, end_equity=accounts[["account", "equity"]])
+    digest = report.digest(result, start_table, name, outcomes)
+    tables = dict(zip(OUTPUT_TABLES, (result.events, result.steps, positions, accounts, outcomes)))
+    return tables, digest
 
 
 def _arrow(frame: pd.DataFrame):
