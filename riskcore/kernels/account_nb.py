@@ -58,23 +58,34 @@ def next_seq_nb(bk, a):
     return top + 1
 
 
+@njit(**NB_INLINE)
+def slot_lp_nb(ct, c, live, isolated, side, qty, entry, wallet, mm_entry):
+    """The cached isolated liquidation price of a slot: NaN unless live and isolated."""
+    if live and isolated:
+        return isolated_lp_nb(ct, c, side, qty, entry, wallet, mm_entry)
+    return NAN
+
+
 @njit(**NB_INNER)
 def refresh_lp_nb(bk, ct, a, p, mm_entry):
     """Re-cache the isolated liquidation price of slot ``p`` after its state changed."""
     c = np.int64(bk.s_contract[p])
-    if bk.s_state[p] == SlotState.LIVE and bk.set_mode[a, c] == MARGIN_ISOLATED:
-        bk.s_lp[p] = isolated_lp_nb(ct, c, bk.s_side[p], bk.s_qty[p], bk.s_entry[p], bk.s_wiso[p], mm_entry)
-    else:
-        bk.s_lp[p] = NAN
+    bk.s_lp[p] = slot_lp_nb(ct, c, bk.s_state[p] == SlotState.LIVE, bk.set_mode[a, c] == MARGIN_ISOLATED,
+                            bk.s_side[p], bk.s_qty[p], bk.s_entry[p], bk.s_wiso[p], mm_entry)
 
 
 @njit(**NB)
 def init_lp_nb(bk, ct, mm_entry):
     """Cache every isolated liquidation price (NaN for cross and empty slots); the
-    whole-book form of :func:`refresh_lp_nb`."""
+    whole-book form of :func:`refresh_lp_nb`, with the arrays taken out of ``bk`` once
+    (handing the whole struct to a call per slot cost more than the formula)."""
+    slot0, contract, state, mode = bk.acc_slot0, bk.s_contract, bk.s_state, bk.set_mode
+    side, qty, entry, wiso, lp = bk.s_side, bk.s_qty, bk.s_entry, bk.s_wiso, bk.s_lp
     for a in range(bk.acc_wallet.size):
-        for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
-            refresh_lp_nb(bk, ct, a, p, mm_entry)
+        for p in range(slot0[a], slot0[a + 1]):
+            c = np.int64(contract[p])
+            lp[p] = slot_lp_nb(ct, c, state[p] == SlotState.LIVE, mode[a, c] == MARGIN_ISOLATED, side[p], qty[p],
+                               entry[p], wiso[p], mm_entry)
 
 
 @njit(**NB_INLINE)
