@@ -13,7 +13,7 @@ ENGINES = ("numba", "reference")
 def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float = 0.0,
              liquidation_slippage: float = 0.0, funding=None, tape=None, intrabar: str = "ohlc",
              mm_basis: str = "mark", engine: str = "numba", progress=None, event_capacity: int | None = None,
-             on_overflow: str = "grow") -> Result:
+             on_overflow: str = "grow", checkpoint=None, checkpoint_every: float = 60.0) -> Result:
     """Run the book through the price paths and return what happened.
 
     Parameters
@@ -55,6 +55,15 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
         numba engine only: when more events happen than the buffers hold, run again with
         room for all of them ("grow") or raise :class:`riskcore.kernels.EventBufferOverflow`
         naming the capacity needed ("raise").
+    checkpoint : str or Path, optional
+        numba engine only: a file where the run's state is saved at bar boundaries (at most
+        every ``checkpoint_every`` seconds).  If the file holds the checkpoint of a run of the
+        same inputs (a run that was killed), the run resumes from it and returns the same
+        Result as an uninterrupted run; the checkpoint of another run, or a file that is
+        not a checkpoint, is refused (:class:`riskcore.kernels.checkpoint.CheckpointError`)
+        and left alone.  The file is removed when the run finishes.
+    checkpoint_every : float
+        Seconds between checkpoints (0: after every chunk of bars).
     """
     from .book import Book
 
@@ -100,13 +109,30 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
     if event_capacity is not None and not (isinstance(event_capacity, int) and not isinstance(event_capacity, bool)
                                            and event_capacity > 0):
         raise InputError(f"event_capacity must be a positive integer, not {event_capacity!r}")
+    if checkpoint is not None:
+        import os
+        from pathlib import Path
+
+        if not isinstance(checkpoint, (str, os.PathLike)):
+            raise InputError(f"checkpoint must be a file path, not {type(checkpoint).__name__}")
+        if engine != "numba":
+            raise InputError("checkpoint needs the numba engine (the reference engine does not save its state)")
+        checkpoint = Path(checkpoint)
+        if checkpoint.is_dir():
+            raise InputError(f"checkpoint {checkpoint} is a folder: name a file in it (e.g. {checkpoint / 'run.ckpt'})")
+        if not checkpoint.parent.is_dir():
+            raise InputError(f"checkpoint {checkpoint}: the folder {checkpoint.parent} does not exist")
+    if not (isinstance(checkpoint_every, (int, float)) and not isinstance(checkpoint_every, bool)
+            and math.isfinite(checkpoint_every) and checkpoint_every >= 0):
+        raise InputError(f"checkpoint_every must be a number of seconds >= 0, not {checkpoint_every!r}")
     if engine == "numba":
         from .kernels import run_numba
 
         return run_numba(table, paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),
                          insurance_fund=float(insurance_fund), liquidation_slippage=float(liquidation_slippage),
                          intrabar=intrabar, mm_basis=mm_basis, event_capacity=event_capacity,
-                         on_overflow=on_overflow, progress=progress)
+                         on_overflow=on_overflow, progress=progress, checkpoint=checkpoint,
+                         checkpoint_every=float(checkpoint_every))
     from .reference import ReferenceEngine
 
     run = ReferenceEngine(book.copy() if isinstance(book, Book) else Book.from_table(table), paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),

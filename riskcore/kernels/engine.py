@@ -12,6 +12,7 @@ and orders it may add.  Nothing here imports the Book or the reference engine.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -22,6 +23,7 @@ from ..inputs import PricePaths, bar_points
 from ..result import Result, steps_from_array
 from .. import malloc
 from ..table import BookTable
+from . import checkpoint as checkpoints
 from .account_nb import init_lp_nb
 from .actions_nb import apply_tape_nb
 from .enums import Glob, Intrabar, Ledger
@@ -76,7 +78,8 @@ class _Run:
     """One kernel run over the whole path, with the tape applied between segments."""
 
     def __init__(self, book, paths, rates, actions, params: Params, intrabar: str, mm_basis: str,
-                 capacity: int | None, insurance_fund: float):
+                 capacity: int | None, insurance_fund: float, checkpoint: Path | None = None,
+                 checkpoint_every: float = 60.0):
         book = book if isinstance(book, BookTable) else book.to_table()
         self.base = book
         self.paths = paths
@@ -107,14 +110,56 @@ class _Run:
         self.fees_kernel_base = 0.0  # the book's fees at the last pack, beyond the kernel's own sums
         self.fees_base = self.meta.fees_collected
         self.kernel_seconds = 0.0  # time inside the stepping kernels (for honest phase timings)
+        self.t_start = 0  # the first bar this process runs (> 0: resumed from a checkpoint)
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+        if checkpoint is not None:
+            self._resume(params, intrabar, mm_basis, insurance_fund)
+
+    # ---------------------------------------------------------------- checkpoints
+    def _resume(self, params: Params, intrabar: str, mm_basis: str, insurance_fund: float) -> None:
+        """Take the run's state from its checkpoint file when there is one (kernels/checkpoint.py)."""
+        self.digest = checkpoints.run_digest(
+            (self.bk, self.mk, self.tape.arrays),
+            {"params": params._asdict(), "intrabar": intrabar, "mm_basis": mm_basis,
+             "insurance_fund": insurance_fund, "contracts": list(self.paths.contracts),
+             "timestamps": [str(self.paths.timestamps[0]), str(self.paths.timestamps[-1]), self.paths.n_steps]})
+        self.last_save = time.perf_counter()
+        saved = checkpoints.load(self.checkpoint, self.digest, self._state())
+        if saved is None:
+            return
+        t_done, state, drained, meta = saved
+        self.bk, self.sc, self.tst, self.tev = state["bk"], state["sc"], state["tst"], state["tev"]
+        self.drained = drained
+        self.need = int(meta.get("need", 0))
+        capacity = int(meta.get("capacity", 0))
+        if capacity > self.ev.ints.shape[1]:
+            self.ev = empty_events(self.ev.count.size, capacity)
+        self.t_start = t_done
+
+    def _state(self) -> dict:
+        return {"bk": self.bk, "sc": self.sc, "tst": self.tst, "tev": self.tev}
+
+    def _save(self, t_done: int) -> None:
+        if self.checkpoint is None or t_done >= self.paths.n_steps:
+            return
+        if time.perf_counter() - self.last_save < self.checkpoint_every:
+            return
+        checkpoints.save(self.checkpoint, self.digest, t_done, self._state(), self.drained,
+                         {"need": self.need, "capacity": int(self.ev.ints.shape[1])})
+        self.last_save = time.perf_counter()
 
     def kernel_fees(self) -> float:
         return float(self.sc.blk_ledger[:, Ledger.FEES].sum())
 
     def run(self, progress=None) -> None:
         n_steps = self.paths.n_steps
-        t0, resume = 0, False
+        t0, resume = self.t_start, False
+        if t0 and progress is not None:
+            progress(t0)
         for ts in self.tape.steps:
+            if ts < t0:  # before the checkpoint this run resumed from
+                continue
             self.steps(t0, ts, resume, progress)
             start = time.perf_counter()
             funding_only_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, ts)
@@ -137,6 +182,7 @@ class _Run:
             run_steps_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, t0, end, resume)
             self.kernel_seconds += time.perf_counter() - start
             self.drain()
+            self._save(end)
             if progress is not None:
                 progress(end)
             t0, resume = end, False
@@ -201,7 +247,8 @@ class _Run:
 def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_rate: float,
               insurance_fund: float = 0.0, liquidation_slippage: float = 0.0, intrabar: str = "ohlc",
               mm_basis: str = "mark", block: int = DEFAULT_BLOCK, event_capacity: int | None = None,
-              on_overflow: str = "grow", progress=None, sleep: bool = True) -> Result:
+              on_overflow: str = "grow", progress=None, sleep: bool = True, checkpoint=None,
+              checkpoint_every: float = 60.0) -> Result:
     """Simulate on the numba kernels; the same :class:`Result` as the reference engine.
 
     Parameters are :func:`riskcore.simulate`'s after validation: ``paths`` a
@@ -214,7 +261,10 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
     (never going back when a run is repeated to grow the buffers).  ``sleep=False`` looks
     at every account at every point (the same result, slower; for tests and benchmarks).
     ``book`` is a :class:`~riskcore.table.BookTable` (or anything with a ``to_table()``,
-    such as a Book); it is not modified.
+    such as a Book); it is not modified.  ``checkpoint``, a file path: the run's state is
+    saved there at bar boundaries, at most every ``checkpoint_every`` seconds, and a run
+    of the same inputs resumes from it (:mod:`riskcore.kernels.checkpoint`); the file is
+    removed when the run finishes.
     """
     book = book if isinstance(book, BookTable) else book.to_table()
     malloc.release()  # memory freed before the run (building the book, say) goes back to the system
@@ -238,8 +288,10 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
             shown[0] = bars
             progress(bars)
 
+    checkpoint = None if checkpoint is None else Path(checkpoint)
     while True:
-        run = _Run(book, paths, rates, actions, params, intrabar, mm_basis, capacity, float(insurance_fund))
+        run = _Run(book, paths, rates, actions, params, intrabar, mm_basis, capacity, float(insurance_fund),
+                   checkpoint, float(checkpoint_every))
         try:
             run.run(advance if progress is not None else None)
             break
@@ -251,7 +303,12 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
                 f"a stretch of {CHUNK} bars recorded {need:,} events in one buffer row but the buffers hold "
                 f"{run.ev.ints.shape[1]:,} per row; pass event_capacity={need + 1024} or on_overflow='grow'")
         capacity = need + 1024  # any one row may take them all
-    return _result(run, paths, money_start, params, intrabar, mm_basis, insurance_fund)
+    resumed = run.t_start
+    result = _result(run, paths, money_start, params, intrabar, mm_basis, insurance_fund)
+    result.timings["resumed_from_bar"] = resumed
+    if checkpoint is not None:
+        checkpoints.remove(checkpoint)
+    return result
 
 
 def _result(run: _Run, paths: PricePaths, money_start: float, params: Params, intrabar: str, mm_basis: str,

@@ -1,0 +1,131 @@
+"""Checkpoints: a run killed between bars resumes from its checkpoint file with the same
+Result as an uninterrupted run (riskcore.kernels.checkpoint)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import cases
+from riskcore import simulate
+from riskcore.inputs import InputError
+from riskcore.kernels.checkpoint import CheckpointError
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    """30 accounts on 3 contracts through 120 bars with liquidations, funding every 8 bars
+    and a tape of orders, margin moves, setting changes and transfers."""
+    case = dataclasses.replace(cases.small(cases.CASES["main_1M_x_1440"]), bars=120)
+    table, paths = cases.make_table(case), cases.make_paths(case)
+    symbols = list(paths)
+    times = paths[symbols[0]]["timestamp"]
+    funding = {s: pd.DataFrame({"timestamp": times[::8].to_numpy(), "rate": 0.0001 * (1 + i)})
+               for i, s in enumerate(symbols)}
+    t = lambda bar: times.iloc[bar]  # noqa: E731
+    c0, c1 = symbols[0], symbols[1]
+    tape = [
+        {"timestamp": t(5), "action": "deposit", "account": 1, "amount": 500.0},
+        {"timestamp": t(9), "action": "market", "account": 2, "contract": c0, "side": "buy", "qty": 0.5},
+        {"timestamp": t(9), "action": "limit", "account": 3, "contract": c1, "side": "sell", "qty": 0.2,
+         "price": float(paths[c1]["close"].iloc[9]) * 1.002, "tag": "x"},
+        {"timestamp": t(33), "action": "set_leverage", "account": 4, "contract": c1, "leverage": 5.0},
+        {"timestamp": t(33), "action": "withdraw", "account": 1, "amount": 100.0},
+        {"timestamp": t(64), "action": "cancel", "tag": "x"},
+        {"timestamp": t(64), "action": "add_margin", "account": 5, "contract": c0, "amount": 50.0},
+        {"timestamp": t(90), "action": "market", "account": 6, "contract": c0, "side": "sell", "qty": 0.3},
+    ]
+    params = dict(cases.params(case), funding=funding, tape=tape)
+    return table, paths, params
+
+
+def kill_at(bar: int):
+    def progress(done: int) -> None:
+        if done >= bar:
+            raise Killed(done)
+    return progress
+
+
+def assert_same(a, b) -> None:
+    pd.testing.assert_frame_equal(a.events, b.events, check_exact=True)
+    pd.testing.assert_frame_equal(a.steps, b.steps, check_exact=True)
+    for name, frame in a.final.frames().items():
+        pd.testing.assert_frame_equal(frame.reset_index(drop=True), b.final.frames()[name].reset_index(drop=True),
+                                      check_exact=True)
+    assert a.ledger == b.ledger
+
+
+@pytest.mark.parametrize("stop", [1, 9, 33, 65, 119])
+def test_killed_run_resumes_with_the_same_result(inputs, tmp_path, stop):
+    table, paths, params = inputs
+    whole = simulate(table, paths, **params)
+    assert (whole.events["kind"] == "liquidation").any() and (whole.events["kind"] == "action").any()
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(Killed):
+        simulate(table, paths, checkpoint=ckpt, checkpoint_every=0, progress=kill_at(stop), **params)
+    assert ckpt.is_file()
+    seen = []
+    resumed = simulate(table, paths, checkpoint=ckpt, checkpoint_every=0, progress=seen.append, **params)
+    assert resumed.timings["resumed_from_bar"] == seen[0] > 0  # it did not start over
+    assert seen[0] <= stop and seen[-1] == 120
+    assert_same(resumed, whole)
+    assert not ckpt.exists()  # a finished run's checkpoint is removed
+    assert list(tmp_path.iterdir()) == []  # and nothing else was left behind
+
+
+def test_killed_twice(inputs, tmp_path):
+    table, paths, params = inputs
+    ckpt = tmp_path / "run.ckpt"
+    for stop in (20, 70):
+        with pytest.raises(Killed):
+            simulate(table, paths, checkpoint=ckpt, checkpoint_every=0, progress=kill_at(stop), **params)
+    resumed = simulate(table, paths, checkpoint=ckpt, **params)
+    assert resumed.timings["resumed_from_bar"] >= 20
+    assert_same(resumed, simulate(table, paths, **params))
+
+
+def test_another_runs_checkpoint_is_refused_and_kept(inputs, tmp_path):
+    table, paths, params = inputs
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(Killed):
+        simulate(table, paths, checkpoint=ckpt, checkpoint_every=0, progress=kill_at(30), **params)
+    before = ckpt.read_bytes()
+    other = dict(params, insurance_fund=params["insurance_fund"] + 1.0)
+    with pytest.raises(CheckpointError, match="belongs to another run"):
+        simulate(table, paths, checkpoint=ckpt, **other)
+    assert ckpt.read_bytes() == before
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused_and_kept(inputs, tmp_path):
+    table, paths, params = inputs
+    for content in (b"my notes", np.array([1, 2]).tobytes()):
+        path = tmp_path / "notes.txt"
+        path.write_bytes(content)
+        with pytest.raises(CheckpointError, match="not a riskcore checkpoint"):
+            simulate(table, paths, checkpoint=path, **params)
+        assert path.read_bytes() == content
+    npz = tmp_path / "arrays.npz"
+    np.savez(npz, a=np.arange(3))
+    with pytest.raises(CheckpointError, match="not a riskcore checkpoint"):
+        simulate(table, paths, checkpoint=npz, **params)
+    assert npz.exists()
+
+
+def test_bad_checkpoint_arguments(inputs, tmp_path):
+    table, paths, params = inputs
+    with pytest.raises(InputError, match="is a folder"):
+        simulate(table, paths, checkpoint=tmp_path, **params)
+    with pytest.raises(InputError, match="does not exist"):
+        simulate(table, paths, checkpoint=tmp_path / "no" / "run.ckpt", **params)
+    with pytest.raises(InputError, match="numba engine"):
+        simulate(table, paths, checkpoint=tmp_path / "run.ckpt", engine="reference", **params)
+    with pytest.raises(InputError, match="checkpoint_every"):
+        simulate(table, paths, checkpoint=tmp_path / "run.ckpt", checkpoint_every=-1, **params)
+    with pytest.raises(InputError, match="file path"):
+        simulate(table, paths, checkpoint=3, **params)
