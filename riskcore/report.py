@@ -1907,8 +1907,8 @@ def _spread_findings(spread: pd.DataFrame, unit: str) -> list[str]:
                      f"{int(r['paths']):,} paths"
         else:
             spread = (f"{_spread_cell(rate, r[f'{rate}_mean'], unit)} of the accounts liquidated on average over "
-                      f"{int(r['paths']):,} paths (median {_spread_cell(rate, r[f'{rate}_median'], unit)}, from "
-                      f"{_spread_cell(rate, r[f'{rate}_best'], unit)} to {_spread_cell(rate, r[f'{rate}_worst'], unit)}"
+                      f"{int(r['paths']):,} paths (median {_spread_cell(rate, r[f'{rate}_median'], unit)}, best "
+                      f"{_spread_cell(rate, r[f'{rate}_best'], unit)}, worst {_spread_cell(rate, r[f'{rate}_worst'], unit)}"
                       f" on {r[f'{rate}_worst_path']})")
         text = (f"{r['variant']}: {spread}; a mean loss per account of "
                 f"{_spread_cell('mean_loss_per_account', r['mean_loss_per_account_mean'], unit)} {unit} (worst "

@@ -625,8 +625,9 @@ class PathSet:
 
         if len(self) < 2:
             return None
-        return PathSweep(paths={self.labels[k]: f for k, f in self.frames.items()},
-                         path_of={v: self.labels[k] for v, k in self.of.items()},
+        label = {k: self.labels[k] or f"path {i + 1}" for i, k in enumerate(self.frames)}
+        return PathSweep(paths={label[k]: f for k, f in self.frames.items()},
+                         path_of={v: label[k] for v, k in self.of.items()},
                          base_of={v: scenario.base_names.get(v, v) for v in self.of},
                          description=self.price_source(scenario))
 
