@@ -1,7 +1,7 @@
 """Run a scenario's variants as tasks on a Dask cluster (``riskcore run SCENARIO --cluster ADDRESS``).
 
-One task is one variant of the scenario (after its grid is expanded) through the scenario's
-price path.  A worker builds the variant's path and accounts, simulates them, computes the
+One task is one variant of the scenario (after its grid is expanded, ``path.seed`` included)
+through its own price path.  A worker builds the variant's path and accounts, simulates them, computes the
 read-outs, the account outcomes and the report's digest with the very functions a local run
 calls (:meth:`riskcore.scenarios._OutputFolder.add_variant`'s), writes its share of each
 table as one Parquet part into the run's temporary folder, and sends back only the small
@@ -477,7 +477,7 @@ def run_on_cluster(scenario, out_dir, cluster, progress_factory=None, *, force: 
     :class:`TaskSpec` on a worker (a module-level function).
 
     Returns (folder, summary, phase times summed over the tasks, price source)."""
-    from .scenarios import (RunTimes, Scenario, _OutputFolder, build_paths, check_variants, load_scenario)
+    from .scenarios import (RunTimes, Scenario, _OutputFolder, build_all_paths, check_variants, load_scenario)
 
     say = say or (lambda text: None)
     if not isinstance(scenario, Scenario):
@@ -489,7 +489,10 @@ def run_on_cluster(scenario, out_dir, cluster, progress_factory=None, *, force: 
     times = RunTimes()
     started = time.perf_counter()
     t0 = time.perf_counter()
-    paths, price_source = build_paths(scenario, scenario.variants[0][1])
+    # every variant's path, built here too: to check them all before any task is sent, and for
+    # the report (the tasks build their own from their settings)
+    path_set = build_all_paths(scenario)
+    price_source = path_set.price_source(scenario)
     times.add("build", time.perf_counter() - t0)
     with _OutputFolder(out_dir, times, force) as out:
         if before_run is not None:
@@ -518,7 +521,7 @@ def run_on_cluster(scenario, out_dir, cluster, progress_factory=None, *, force: 
                        "pid": r.pid, "numba_threads": r.numba_threads, "kernels_compiled": r.compiled,
                        "phases": {k: round(v, 3) for k, v in r.phases.items()}} for r in results],
         }, indent=2) + "\n")
-        summary = out.finish(scenario, paths, price_source, time.perf_counter() - started)
+        summary = out.finish(scenario, path_set.first[0], price_source, time.perf_counter() - started, path_set)
     return Path(out_dir), summary, times, price_source
 
 

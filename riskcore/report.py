@@ -57,7 +57,7 @@ from .table import BookTable
 __all__ = ["SUMMARY_COLUMNS", "OUTCOME_COLUMNS", "CHARTS", "SECTIONS", "summarize", "account_outcomes",
            "write_report", "format_value", "VariantDigest", "digest", "account_equity", "start_distance",
            "leverage_table", "distance_table", "loss_buckets", "short_money", "MODES", "LOSS_BUCKETS", "LOSS_EDGES",
-           "ChartHelper"]
+           "ChartHelper", "PathSweep", "spread_table", "SPREAD_METRICS", "PATH_CHARTS"]
 
 #: Columns of :func:`summarize`'s frame (its index is the variant name), with their meaning.
 SUMMARY_COLUMNS = {
@@ -95,6 +95,9 @@ CHARTS = {
     "outcomes.png": "distribution of account outcomes",
     "distance.png": "distance to liquidation at the start",
 }
+
+#: The charts a report over several paths (:class:`PathSweep`) adds to :data:`CHARTS`.
+PATH_CHARTS = {"spread.png": "spread of the results over the paths"}
 
 _COUNT_COLUMNS = ("accounts", "positions", "accounts_liquidated", "liquidations", "adl_events", "topups",
                   "accounts_saved_by_auto_add")
@@ -377,6 +380,50 @@ class VariantDigest:
     distance_counts: np.ndarray | None = None
     loss_counts: np.ndarray | None = None
     loss_stats: dict = field(default_factory=dict)
+
+
+@dataclass
+class PathSweep:
+    """Several price paths in one report: the variants of a grid over ``path.seed``, each
+    margin variant (``base_of``) run through every path (``path_of``).  The report then draws
+    every path, gives the spread of the results over the paths, and shows the sections per
+    variant for the first path of ``paths`` only (``docs/scenarios.md``)."""
+    paths: dict  # path label ("path.seed=3") -> {contract: bars}, in order: the first is shown in detail
+    path_of: dict  # variant -> its path's label
+    base_of: dict  # variant -> its name without the path (the margin variant compared across paths)
+    description: str = ""  # where the prices come from, e.g. "synthetic GBM, 8 paths (path.seed 1 to 8)"
+
+
+#: The summary columns whose spread over paths the report gives, with how they are shown.
+SPREAD_METRICS = {"liquidation_rate": "liquidation rate", "bad_debt": "bad debt",
+                  "mean_loss_per_account": "mean loss per account"}
+
+
+def spread_table(summary: pd.DataFrame, sweep: PathSweep) -> pd.DataFrame:
+    """The spread of results over the paths: one row per margin variant (``sweep.base_of``,
+    in order of appearance), its number of ``paths``, and for each of :data:`SPREAD_METRICS`
+    the ``_mean``, ``_median`` and ``_worst`` (the highest: a higher liquidation rate, bad
+    debt or loss is worse) over its paths, with ``_worst_path``, the path that gave it (the
+    first such path on a tie), and the ``_best`` (the lowest).  NaN values are left out.  ``summary`` is :func:`summarize`'s frame of every variant."""
+    missing = [n for n in summary.index if n not in sweep.base_of or n not in sweep.path_of]
+    if missing:
+        raise ValueError(f"variant {missing[0]!r} has no path in the sweep (path_of, base_of)")
+    bases = list(dict.fromkeys(sweep.base_of[n] for n in summary.index))
+    rows = []
+    for base in bases:
+        names = [n for n in summary.index if sweep.base_of[n] == base]
+        row = {"variant": base, "paths": len(names)}
+        for col in SPREAD_METRICS:
+            v = summary.loc[names, col].to_numpy(np.float64)
+            finite = np.isfinite(v)
+            row[f"{col}_mean"] = float(v[finite].mean()) if finite.any() else math.nan
+            row[f"{col}_median"] = float(np.median(v[finite])) if finite.any() else math.nan
+            worst = int(np.argmax(np.where(finite, v, -np.inf))) if finite.any() else 0
+            row[f"{col}_worst"] = float(v[worst]) if finite.any() else math.nan
+            row[f"{col}_worst_path"] = sweep.path_of[names[worst]] if finite.any() else ""
+            row[f"{col}_best"] = float(v[finite].min()) if finite.any() else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 #: Account margin modes as the report groups them (an account's open positions at the start).
@@ -994,6 +1041,102 @@ def _chart_prices(path: Path, runs: Mapping[str, VariantDigest], frames: dict[st
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=8, markerscale=0.7,
                frameon=False)
+    _save(fig, path)
+
+
+#: At most this many paths are drawn as lines in the price chart of a sweep (the band covers them all).
+PATH_LINES = 100
+_PATH_POINTS = 2000  # a path drawn as a line keeps about this many of its closes
+
+
+def _chart_paths(path: Path, paths: dict, unit: str) -> None:
+    """The price chart of a sweep (:class:`PathSweep`): per contract, every path's close as
+    a thin grey line (the first :data:`PATH_LINES`), the band of the 5th to 95th percentile
+    of the closes of every path at each bar (when they share their bars' times and there are
+    ten paths or more), and the first path, the one shown in detail, in black."""
+    labels = list(paths)
+    symbols = list(dict.fromkeys(s for frames in paths.values() for s in frames))
+    fig, axes = _figure(len(symbols), row_height=3.6)
+    drawn = labels[:PATH_LINES]
+    alpha = float(min(0.8, max(0.12, 2.5 / math.sqrt(len(drawn)))))
+    for k, symbol in enumerate(symbols):
+        ax = axes[k, 0]
+        series = []
+        for label in labels:
+            frame = paths[label].get(symbol)
+            if frame is None or not len(frame):
+                continue
+            t = pd.to_datetime(frame["timestamp"]).to_numpy().astype("datetime64[ns]")
+            series.append((label, t, frame["close"].to_numpy(np.float64)))
+        if not series:
+            _empty_note(ax, f"no {symbol} bars")
+            continue
+        first_frame = paths[series[0][0]][symbol]
+        t, lo_, hi_ = series[0][1], first_frame["low"].to_numpy(np.float64), first_frame["high"].to_numpy(np.float64)
+        edges = np.append(t, t[-1] + _bar_length(t))
+        ax.fill_between(edges, np.append(lo_, lo_[-1]), np.append(hi_, hi_[-1]), color="#999999", alpha=0.35,
+                        linewidth=0, step="post", label=f"{series[0][0]}: high-low range of each bar")
+        t0 = series[0][1]
+        same = all(len(t) == len(t0) and (t == t0).all() for _, t, _ in series)
+        if same and len(series) >= 10:
+            closes = np.vstack([c for _, _, c in series])
+            lo, hi = np.percentile(closes, [5.0, 95.0], axis=0)
+            ax.fill_between(t0, lo, hi, color="#90caf9", alpha=0.45, linewidth=0,
+                            label=f"5th-95th percentile of the {len(series)} paths' closes")
+        for i, (label, t, close) in enumerate(series):
+            if label not in drawn:
+                continue
+            step = max(1, len(t) // _PATH_POINTS)
+            first = i == 0
+            ax.plot(t[::step], close[::step], color="black" if first else "#616161",
+                    linewidth=1.3 if first else 0.6, alpha=1.0 if first else alpha, zorder=3 if first else 2,
+                    label=(f"{label} (shown in detail below)" if first
+                           else ("the other paths" if i == 1 else None)))
+        shown = (f"{len(series)} paths" if len(series) <= PATH_LINES
+                 else f"{len(series)} paths, the first {PATH_LINES} drawn")
+        ax.set_title(f"{symbol}: close of each bar, {shown}", loc="left", fontsize=10)
+        ax.set_ylabel(f"price ({unit})")
+        _price_axis(ax)
+        ax.grid(alpha=0.3)
+        _time_axis(ax)
+        ax.legend(loc="upper left", fontsize=8)
+    _save(fig, path)
+
+
+def _chart_spread(path: Path, spread: pd.DataFrame, points: dict, colors: dict, unit: str) -> None:
+    """The spread over paths: a panel per metric of :data:`SPREAD_METRICS`, a row per margin
+    variant, a dot per path (``points[variant][metric]``: the values), the mean as a black bar
+    and the median as a white diamond."""
+    bases = list(spread["variant"])
+    fig, axes = _figure(1, len(SPREAD_METRICS), width=12.5, row_height=1.2 + 0.5 * len(bases), sharey=True)
+    y = np.arange(len(bases))[::-1]
+    rng = np.random.default_rng(0)  # the jitter of the dots, the same in every run
+    for ax, (col, title) in zip(axes[0], SPREAD_METRICS.items()):
+        scale = 100.0 if col == "liquidation_rate" else 1.0
+        for yy, base in zip(y, bases):
+            v = np.asarray(points[base][col], np.float64) * scale
+            jitter = rng.uniform(-0.18, 0.18, len(v))
+            ax.scatter(v, yy + jitter, s=14, color=colors.get(base, "#757575"), alpha=0.6, linewidths=0)
+            row = spread[spread["variant"] == base].iloc[0]
+            ax.plot([row[f"{col}_mean"] * scale] * 2, [yy - 0.32, yy + 0.32], color="black", linewidth=2.0)
+            ax.scatter([row[f"{col}_median"] * scale], [yy], marker="D", s=28, color="white", edgecolors="black",
+                       linewidths=0.8, zorder=3)
+        ax.set_title(title + (f" ({unit})" if col != "liquidation_rate" else " (% of accounts)"), fontsize=10)
+        if not any(np.nan_to_num(np.asarray(points[b][col], np.float64)).any() for b in bases):
+            _empty_note(ax, f"no {title} on any path")
+        ax.grid(alpha=0.3, axis="x")
+        if col == "liquidation_rate":
+            _percent_axis(ax, "x", decimals=0)
+        else:
+            _money_axis(ax, "", axis="x")
+    axes[0, 0].set_yticks(y, bases, fontsize=9)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", linestyle="", color="#757575", label="one path"),
+               Line2D([], [], color="black", linewidth=2.0, label="mean over the paths"),
+               Line2D([], [], marker="D", linestyle="", markerfacecolor="white", markeredgecolor="black",
+                      label="median")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     _save(fig, path)
 
 
@@ -1724,6 +1867,62 @@ def _distance_html(dist: pd.DataFrame, order: list, styles: Mapping[str, _Style]
             f'<tr>{head2}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
+def _spread_cell(col: str, value: float, unit: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{100.0 * value:.2f}%" if col == "liquidation_rate" else f"{value:,.2f}"
+
+
+def _spread_html(spread: pd.DataFrame, colors: Mapping[str, str], unit: str) -> str:
+    """The table of :func:`spread_table`: a row per margin variant, per metric its mean,
+    median and worst over the paths (the worst path under it)."""
+    head1 = "".join(f'<th colspan="3" class="group">{_esc(title)} '
+                    f'({"% of accounts" if col == "liquidation_rate" else _esc(unit)})</th>'
+                    for col, title in SPREAD_METRICS.items())
+    head2 = "<th>mean</th><th>median</th><th>worst</th>" * len(SPREAD_METRICS)
+    rows = []
+    for r in spread.itertuples(index=False):
+        r = r._asdict()
+        color = colors.get(r["variant"], "#cccccc")
+        cells = [f'<th scope="row" style="border-left: 5px solid {color}">{_esc(r["variant"])}</th>',
+                 f'<td class="num">{int(r["paths"]):,}</td>']
+        for col in SPREAD_METRICS:
+            cells.append(f'<td class="num">{_esc(_spread_cell(col, r[f"{col}_mean"], unit))}</td>'
+                         f'<td class="num">{_esc(_spread_cell(col, r[f"{col}_median"], unit))}</td>'
+                         f'<td class="num">{_esc(_spread_cell(col, r[f"{col}_worst"], unit))}'
+                         f'<br><small>{_esc(r[f"{col}_worst_path"])}</small></td>')
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (f'<table id="spread-table"><thead><tr><th rowspan="2">variant</th><th rowspan="2">paths</th>{head1}</tr>'
+            f'<tr>{head2}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def _spread_findings(spread: pd.DataFrame, unit: str) -> list[str]:
+    """A sentence per margin variant: its liquidation rate and loss over the paths."""
+    out = []
+    for r in spread.itertuples(index=False):
+        r = r._asdict()
+        rate = "liquidation_rate"
+        if r[f"{rate}_best"] == r[f"{rate}_worst"]:
+            spread = f"{_spread_cell(rate, r[f'{rate}_mean'], unit)} of the accounts liquidated on each of " \
+                     f"{int(r['paths']):,} paths"
+        else:
+            spread = (f"{_spread_cell(rate, r[f'{rate}_mean'], unit)} of the accounts liquidated on average over "
+                      f"{int(r['paths']):,} paths (median {_spread_cell(rate, r[f'{rate}_median'], unit)}, best "
+                      f"{_spread_cell(rate, r[f'{rate}_best'], unit)}, worst {_spread_cell(rate, r[f'{rate}_worst'], unit)}"
+                      f" on {r[f'{rate}_worst_path']})")
+        text = (f"{r['variant']}: {spread}; a mean loss per account of "
+                f"{_spread_cell('mean_loss_per_account', r['mean_loss_per_account_mean'], unit)} {unit} (worst "
+                f"{_spread_cell('mean_loss_per_account', r['mean_loss_per_account_worst'], unit)} {unit})")
+        if r["bad_debt_worst"] > 0:
+            text += (f"; bad debt {_spread_cell('bad_debt', r['bad_debt_mean'], unit)} {unit} on average, "
+                     f"{_spread_cell('bad_debt', r['bad_debt_worst'], unit)} {unit} at worst "
+                     f"({r['bad_debt_worst_path']})")
+        else:
+            text += "; no bad debt on any path"
+        out.append(text + ".")
+    return out
+
+
 def _quote_currency(symbols) -> str:
     """The quote currency shared by the contracts (``USDT`` for BTCUSDT), else "quote"."""
     found = set()
@@ -1918,13 +2117,13 @@ class ChartHelper:
 
 
 def _figure_html(file: str, caption: str) -> str:
-    return (f'<figure><img src="{_esc(file)}" alt="{_esc(CHARTS[file])}">'
+    return (f'<figure><img src="{_esc(file)}" alt="{_esc({**CHARTS, **PATH_CHARTS}[file])}">'
             f"<figcaption>{_esc(caption)}</figcaption></figure>")
 
 
 def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, notes=(), price_source: str = "",
                  description: str = "", seed=None, settings: Mapping | None = None,
-                 chart_helper: "ChartHelper | None" = None) -> Path:
+                 chart_helper: "ChartHelper | None" = None, sweep: PathSweep | None = None) -> Path:
     """Write the charts and ``report.html`` into ``out_dir`` and return the page's path.
 
     Parameters
@@ -1955,6 +2154,12 @@ def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, 
     chart_helper : ChartHelper, optional
         A started :class:`ChartHelper`: it draws about half of the charts while this
         process draws the rest (the same files).
+    sweep : PathSweep, optional
+        The runs went through several paths (a grid over ``path.seed``): ``paths`` is then
+        the first of ``sweep.paths``.  The page draws every path, adds the spread of the
+        results over the paths (a section, its table and ``spread.png``, :data:`PATH_CHARTS`),
+        and shows the sections per variant for the variants of the first path only.  A sweep
+        of one path changes nothing.
 
     Files written: the charts of :data:`CHARTS` and ``report.html``, which references them
     by relative file name and needs nothing else (no script, no external resource).  The
@@ -1968,6 +2173,16 @@ def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, 
     out.mkdir(parents=True, exist_ok=True)
     frames = PricePaths.from_frames(paths).to_frames()
     runs = _digests(runs, start_book)
+    sweep = sweep if sweep is not None and len(sweep.paths) > 1 else None
+    if sweep is not None:  # every variant counts in the spread; the first path's are shown in detail
+        every = runs
+        spread = spread_table(summarize(every), sweep)
+        first_path = next(iter(sweep.paths))
+        runs = {n: d for n, d in every.items() if sweep.path_of[n] == first_path}
+        if not runs:
+            raise ValueError(f"no variant ran through the first path of the sweep, {first_path!r}")
+        if settings:
+            settings = {n: settings[n] for n in runs if n in settings}
     summary = summarize(runs)
     unit = _quote_currency(frames)
     rows = _param_rows(runs, settings)
@@ -1978,12 +2193,22 @@ def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, 
     lev = leverage_table(runs)
     dist = distance_table(runs)
 
+    price_chart = ("_chart_prices", (out / "price.png", runs, frames, styles, window, unit))
+    extra = []
+    if sweep is not None:
+        price_chart = ("_chart_paths", (out / "price.png", sweep.paths, unit))
+        shown = {sweep.base_of[n]: n for n in runs}
+        colors = {b: styles[n].color for b, n in shown.items()}
+        every_summary = summarize(every)
+        points = {b: {col: [float(every_summary.loc[n, col]) for n in every if sweep.base_of[n] == b]
+                      for col in SPREAD_METRICS} for b in spread["variant"]}
+        extra = [("_chart_spread", (out / "spread.png", spread, points, colors, unit))]
     _draw_charts([  # (chart, its arguments); about half the time each, drawn here and by the helper
         ("_chart_liquidations", (out / "liquidations.png", runs, styles, window, unit)),
         ("_chart_comparison", (out / "comparison.png", summary, styles, unit)),
         ("_chart_insurance", (out / "insurance.png", runs, styles, unit)),
-    ], [
-        ("_chart_prices", (out / "price.png", runs, frames, styles, window, unit)),
+    ] + extra, [
+        price_chart,
         ("_chart_losses", (out / "losses.png", runs, styles, unit)),
         ("_chart_outcomes", (out / "outcomes.png", runs, styles)),
         ("_chart_distance", (out / "distance.png", runs, styles, moves)),
@@ -2028,20 +2253,54 @@ def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, 
                          "the path's largest fall and rise from the start. Accounts whose positions have no "
                          "liquidation price never reach 100%."),
     }
+    spread_html, detail_html, spread_toc = "", "", ""
+    if sweep is not None:
+        n_paths = len(sweep.paths)
+        captions["price.png"] = (
+            f"Close of each bar ({unit}) on every path: {first_path}, whose variants the sections below the "
+            f"spread show, in black; the other paths in grey"
+            + (f" (the first {PATH_LINES} of {n_paths})" if n_paths > PATH_LINES else "")
+            + ("; the blue band holds the middle 90% of the paths' closes at each bar." if n_paths >= 10 else ".")
+            + " Liquidation clusters are not drawn over several paths: liquidations.png shows the first path's.")
+        caption = (f"Each margin variant over the {n_paths} paths: a dot per path (jittered up and down), the mean "
+                   f"(black bar) and the median (white diamond) of the liquidation rate, the bad debt and the mean "
+                   f"loss per account ({unit}).")
+        spread_toc = '<a href="#spread">Spread over paths</a>'
+        spread_html = f"""<section id="spread">
+<h2>Spread over paths</h2>
+<p>Each margin variant ran through {n_paths} paths ({_esc(sweep.description)}): the mean, the median and the worst
+over the paths (the worst path under it; higher is worse for each) of its liquidation rate, its bad debt and its
+mean loss per account. <code>spread.parquet</code> holds this table, <code>summary.parquet</code> every variant on
+every path.</p>
+{_spread_html(spread, colors, unit)}
+{_figure_html("spread.png", caption)}
+</section>"""
+        detail_html = (f'<p class="warning">This section and those below show the {len(runs)} variants on the '
+                       f'first path, {_esc(first_path)}, of {n_paths}; the spread over every path is above.</p>')
+        found = _spread_findings(spread, unit) + [f"On {first_path} alone: {found[0][:1].lower()}{found[0][1:]}"
+                                                  for _ in found[:1]] + found[1:]
     warn_html = "".join(f'<p class="warning">{_esc(w)}</p>' for w in bracket_warnings)
     notes_html = ('<ul class="notes">' + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>") if notes else ""
     meta = [("scenario", title),
             ("period", f"{span} ({length})"),
             ("contracts", ", ".join(frames)),
-            ("accounts", " / ".join(f"{a:,}" for a in accounts) + f" in each of {len(order)} variants"),
+            ("accounts", " / ".join(f"{a:,}" for a in accounts) + f" in each of {len(order)} variants"
+             if sweep is None else " / ".join(f"{a:,}" for a in accounts) + f" in each of {len(every)} variants "
+             f"({len(set(sweep.base_of[n] for n in every))} margin variants over {len(sweep.paths)} paths; "
+             f"accounts counted on the first path)"),
             ("riskcore", __version__),
             ("seed", "not given" if seed is None else str(seed)),
             ("engine", "; ".join(engines) if engines else "not recorded"),
             ("brackets", "; ".join(bracket_facts) if bracket_facts else "not recorded")]
     if price_source:
         meta.append(("prices", price_source))
+    if sweep is not None:
+        meta.append(("paths", f"{len(sweep.paths)} ({', '.join(list(sweep.paths)[:3])}"
+                              + (", ..." if len(sweep.paths) > 3 else "") + f"); shown in detail: {first_path}"))
     meta_html = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in meta)
     toc = "".join(f'<a href="#{k}">{_esc(v)}</a>' for k, v in SECTIONS.items() if k != "title")
+    if spread_toc:
+        toc = toc.replace('<a href="#headline">', spread_toc + '<a href="#headline">', 1)
     findings_html = "<ul>" + "".join(f"<li>{_esc(f)}</li>" for f in found) + "</ul>"
     if why:
         findings_html += ('<h3>Why: results that follow from modelling choices</h3><ul class="why">'
@@ -2066,9 +2325,9 @@ def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, 
 <h2>{SECTIONS["findings"]}</h2>
 {findings_html}
 </section>
-<section id="headline">
+{spread_html}<section id="headline">
 <h2>{SECTIONS["headline"]}</h2>
-{_summary_html(summary, order, styles, unit)}
+{detail_html}{_summary_html(summary, order, styles, unit)}
 <p class="source">Equity = cross wallet + isolated wallets + unrealized PnL at the marks (an isolated position
 counts from 0); an account's loss = start equity + net deposits - end equity, marked to market at the last close.
 Money in {_esc(unit)}.</p>

@@ -205,6 +205,9 @@ def markdown() -> str:
     out += ["**`[grid]`**: the keys that may be varied, as `\"section.key\" = [values]` (each value checked "
             "as the key is above):", ""]
     out.append(", ".join(f"`{k}`" for k in sorted(sc.GRID_KEYS)))
+    out += ["", "`path.seed` (a `gbm` or `bootstrap` path only) also takes a range, `{from = FIRST, count = N}`: "
+                f"the seeds FIRST to FIRST + N - 1, at most {sc.MAX_PATH_COUNT:,} of them. Each seed is a path of "
+                "its own; no other key of `[path]` may be varied."]
     return "\n".join(out)
 
 

@@ -77,9 +77,15 @@ VARIANT_KEYS = {"name": STRING, "market": "variant-market", "population": "varia
 TOP_KEYS = {"name": STRING, "description": STRING, "seed": INTEGER, "market": "market", "path": "path",
             "population": "population", "funding": "funding", "engine": "engine", "variants": "variants",
             "grid": "grid", "notes": "list-of-strings"}
+#: The keys of the path a grid may vary (each value is a path of its own: "Price paths as a sweep dimension"
+#: in docs/scenarios.md); only the seed, of a generated or bootstrapped path.
+PATH_GRID_KEYS = {"path.seed"}
 GRID_KEYS = {"market.mmr_factor", "market.max_leverage_cap", "market.liquidation_fee_rate",
              "market.insurance_fund", "engine.intrabar", "engine.mm_basis",
-             *(f"population.{k}" for k in POPULATION_KEYS if k not in ("accounts", "file", "seed"))}
+             *(f"population.{k}" for k in POPULATION_KEYS if k not in ("accounts", "file", "seed")),
+             *PATH_GRID_KEYS}
+#: At most this many seeds in ``"path.seed" = {from = N, count = M}`` (each is a path and a run per variant).
+MAX_PATH_COUNT = 100_000
 
 # Bounds of numbers and the words allowed, by key (a key means the same wherever it appears).
 RANGES = {
@@ -215,15 +221,45 @@ def _check_value(where: str, name: str, v, kind: str) -> None:
         if not isinstance(v, dict):
             _fail(where, name, "expected a table of 'section.key' = [values]")
         for key, values in v.items():
+            if key.startswith("path.") and key not in GRID_KEYS:
+                _fail(where, f"{name}.\"{key}\"", f"cannot be varied: of the path's keys, a grid varies only "
+                                                   f"{', '.join(sorted(PATH_GRID_KEYS))} (each seed is a path of "
+                                                   "its own); write one scenario per value of the other keys")
             if key not in GRID_KEYS:
                 _fail(where, f"{name}.\"{key}\"", f"cannot be varied (allowed: {', '.join(sorted(GRID_KEYS))}; "
                                                    "'riskcore keys' lists every key)")
+            if key == "path.seed" and isinstance(values, dict):
+                _seed_range(where, f"{name}.\"{key}\"", values)
+                continue
             if not isinstance(values, list) or not values:
-                _fail(where, f"{name}.\"{key}\"", "expected a non-empty list of values")
+                _fail(where, f"{name}.\"{key}\"", "expected a non-empty list of values"
+                      + (" or {from = FIRST, count = N}" if key == "path.seed" else ""))
             section, leaf = key.split(".", 1)
-            kinds = {"market": MARKET_KEYS, "engine": ENGINE_KEYS, "population": POPULATION_KEYS}[section]
+            kinds = {"market": MARKET_KEYS, "engine": ENGINE_KEYS, "population": POPULATION_KEYS,
+                     "path": PATH_KEYS}[section]
             for i, value in enumerate(values):
                 _check_leaf(where, f"{name}.\"{key}\"[{i}]", leaf, value, kinds[leaf])
+            if key in PATH_GRID_KEYS:
+                twice = sorted({x for x in values if values.count(x) > 1})
+                if twice:
+                    _fail(where, f"{name}.\"{key}\"", f"{twice[0]!r} is listed more than once (each value is "
+                                                       "one path)")
+
+
+def _seed_range(where: str, name: str, spec: dict) -> list[int]:
+    """The seeds of ``{from = FIRST, count = N}``: FIRST, FIRST + 1, ..., N of them."""
+    for key in spec:
+        if key not in ("from", "count"):
+            _fail(where, f"{name}.{key}", "unknown key (a range of seeds is {from = FIRST, count = N})")
+    for key in ("from", "count"):
+        if key not in spec:
+            _fail(where, f"{name}.{key}", "required (a range of seeds is {from = FIRST, count = N})")
+    first, count = spec["from"], spec["count"]
+    _check_leaf(where, f"{name}.from", "seed", first, INTEGER)
+    _check_value(where, f"{name}.count", count, INTEGER)
+    if not 1 <= count <= MAX_PATH_COUNT:
+        _fail(where, f"{name}.count", f"must be a number of paths from 1 to {MAX_PATH_COUNT:,}, not {count!r}")
+    return list(range(first, first + count))
 
 
 # -------------------------------------------------------------------- scenario
@@ -233,6 +269,10 @@ class Scenario:
     path: Path
     config: dict
     variants: list[tuple[str, dict]] = field(default_factory=list)  # (name, merged config)
+    #: variant -> the label of its path when the grid varies the path (``"path.seed=3"``), else empty
+    path_labels: dict[str, str] = field(default_factory=dict)
+    #: variant -> its name without the path's label (``"cross [mmr_factor=1.5]"``), when the grid varies the path
+    base_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -314,18 +354,31 @@ def load_scenario(path) -> Scenario:
     variants = [(v["name"], _merge(base, {k: x for k, x in v.items() if k != "name"}))
                 for v in config.get("variants", [{"name": "base"}])]
     grid = config.get("grid", {})
+    for key in PATH_GRID_KEYS & set(grid):
+        if kind == "file":
+            _fail(where, f"grid.\"{key}\"", "a path read from files (path.kind = 'file') has nothing to vary; "
+                                            "a grid over path.seed needs a 'gbm' or 'bootstrap' path")
+        if isinstance(grid[key], dict):  # {from, count}: written out, so that every later step sees a list
+            grid[key] = _seed_range(where, f"grid.\"{key}\"", grid[key])
+    path_labels, base_names = {}, {}
     if grid:
         expanded = []
         keys = list(grid)
         for name, cfg in variants:
             for combo in itertools.product(*(grid[k] for k in keys)):
                 c = copy.deepcopy(cfg)
-                labels = []
+                labels, path_label = [], []
                 for key, value in zip(keys, combo):
                     section, leaf = key.split(".", 1)
                     c.setdefault(section, {})[leaf] = value
-                    labels.append(f"{leaf}={value}")
-                expanded.append((f"{name} [{', '.join(labels)}]", c))
+                    # a path key is named in full: "seed" alone could be the population's
+                    (path_label if key in PATH_GRID_KEYS else labels).append(
+                        f"{key if key in PATH_GRID_KEYS else leaf}={value}")
+                full = f"{name} [{', '.join(labels + path_label)}]"
+                expanded.append((full, c))
+                if path_label:
+                    path_labels[full] = ", ".join(path_label)
+                    base_names[full] = f"{name} [{', '.join(labels)}]" if labels else name
         variants = expanded
     names = [n for n, _ in variants]
     if len(set(names)) != len(names):
@@ -335,7 +388,7 @@ def load_scenario(path) -> Scenario:
         if ignored:
             _fail(where, f"population.{ignored[0]}", f"has no effect with population.file (variant {name!r}): the "
                                                      "accounts are read from the file, not drawn")
-    return Scenario(path, config, variants)
+    return Scenario(path, config, variants, path_labels, base_names)
 
 
 # ---------------------------------------------------------------- building
@@ -448,8 +501,10 @@ def check_variants(scenario: Scenario) -> None:
             raise ScenarioError(f"{exc} (in variant {name!r})") from None
 
 
-def build_paths(scenario: Scenario, cfg: dict) -> tuple[dict[str, pd.DataFrame], str]:
-    """The price paths a scenario describes, and a sentence saying where they come from."""
+def build_paths(scenario: Scenario, cfg: dict, *, loaded: dict | None = None) -> tuple[dict[str, pd.DataFrame], str]:
+    """The price paths a scenario describes, and a sentence saying where they come from.
+    ``loaded``, a dict kept by the caller, holds the real bars a bootstrap read, by file, so
+    that the paths of many seeds read each file once."""
     from . import synthetic
     from .io import load_klines, load_paths
 
@@ -489,7 +544,11 @@ def build_paths(scenario: Scenario, cfg: dict) -> tuple[dict[str, pd.DataFrame],
         if kind == "file":
             paths = load_paths(files, gaps=spec.get("gaps", "refuse"))
         else:
-            real = {s: load_klines(p, gaps="fill") for s, p in files.items()}
+            loaded = {} if loaded is None else loaded
+            for p in files.values():
+                if p not in loaded:
+                    loaded[p] = load_klines(p, gaps="fill")
+            real = {s: loaded[p] for s, p in files.items()}
             paths = synthetic.bootstrap_paths(real if len(real) > 1 else next(iter(real.values())),
                                               spec["n_steps"], block=spec.get("block", 60), seed=seed,
                                               **({} if len(real) > 1 else {"contract": next(iter(real))}))
@@ -513,6 +572,93 @@ def build_paths(scenario: Scenario, cfg: dict) -> tuple[dict[str, pd.DataFrame],
     names = ", ".join(p.name for p in files.values())
     default = f"{'bootstrap of ' if kind == 'bootstrap' else ''}{names}"
     return paths, spec.get("price_source", default)
+
+
+def path_key(cfg: dict) -> str:
+    """What a variant's path is built from (:func:`build_paths`): its ``[path]`` table, the
+    top-level seed (the path's default seed) and the contracts' start prices.  Variants with
+    the same key run through the same bars."""
+    starts = {s: c.get("start_price") for s, c in cfg["market"]["contracts"].items()}
+    return json.dumps([cfg["path"], cfg.get("seed", 0), starts], sort_keys=True, default=str)
+
+
+@dataclass
+class PathSet:
+    """The distinct price paths of a scenario's variants, each built once."""
+    frames: dict  # path key -> {contract: bars}
+    sources: dict  # path key -> where its prices come from
+    labels: dict  # path key -> its label ("path.seed=3"; "" when the grid does not vary the path)
+    of: dict  # variant -> its path key
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def paths(self, variant: str) -> dict:
+        return self.frames[self.of[variant]]
+
+    def bars(self, variant: str) -> int:
+        return len(next(iter(self.paths(variant).values())))
+
+    @property
+    def first(self) -> tuple[dict, str]:
+        key = next(iter(self.frames))
+        return self.frames[key], self.sources[key]
+
+    def price_source(self, scenario: Scenario) -> str:
+        """One sentence for every path: the first's when there is one, else what they share
+        and the seeds (``synthetic GBM, 8 paths (path.seed 1 to 8)``)."""
+        if len(self) == 1:
+            return self.first[1]
+        spec = scenario.config["path"]
+        seeds = [int(json.loads(k)[0].get("seed", json.loads(k)[1])) for k in self.frames]
+        if "price_source" in spec:
+            what = spec["price_source"]
+        elif spec["kind"] == "gbm":
+            what = "synthetic GBM"
+        else:
+            what = "bootstrap of " + ", ".join(Path(f).name for f in spec["source"].values())
+        return f"{what}, {len(self)} paths (path.seed {_seeds_text(seeds)})"
+
+    def sweep(self, scenario: Scenario):
+        """The :class:`riskcore.report.PathSweep` of the report (None for one path)."""
+        from .report import PathSweep
+
+        if len(self) < 2:
+            return None
+        label = {k: self.labels[k] or f"path {i + 1}" for i, k in enumerate(self.frames)}
+        return PathSweep(paths={label[k]: f for k, f in self.frames.items()},
+                         path_of={v: label[k] for v, k in self.of.items()},
+                         base_of={v: scenario.base_names.get(v, v) for v in self.of},
+                         description=self.price_source(scenario))
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]} to {seeds[-1]}"
+    shown = ", ".join(str(x) for x in seeds[:6])
+    return shown + (f", ... ({len(seeds)} in all)" if len(seeds) > 6 else "")
+
+
+def build_all_paths(scenario: Scenario) -> PathSet:
+    """Every variant's price path, each distinct one built once (variants that share their path
+    settings share the bars), in the scenario's order: building them all checks them all before
+    anything runs.  Every path is held until the report is written: a day of one-minute bars is
+    about 60 kB per contract, so a hundred paths take a few megabytes."""
+    frames, sources, labels, of = {}, {}, {}, {}
+    loaded: dict = {}  # the real bars of a bootstrap, read once for every seed
+    for name, cfg in scenario.variants:
+        key = path_key(cfg)
+        if key not in frames:
+            label = scenario.path_labels.get(name, "")
+            try:
+                frames[key], sources[key] = build_paths(scenario, cfg, loaded=loaded)
+            except ScenarioError as exc:
+                if not label:
+                    raise
+                raise ScenarioError(f"{exc} (the path of {label})") from None
+            labels[key] = label
+        of[name] = key
+    return PathSet(frames, sources, labels, of)
 
 
 def _time(scenario: Scenario, key: str, value) -> pd.Timestamp | None:
@@ -604,6 +750,7 @@ class ScenarioRun:
     books: dict  # variant -> starting BookTable
     results: dict  # variant -> Result
     seconds: float
+    path_set: PathSet | None = None  # every variant's path (``paths`` is the first variant's)
 
 
 PHASES = ("build", "simulate", "read-outs", "write", "report")
@@ -654,15 +801,18 @@ def run_scenario(scenario: Scenario | str | Path, progress_factory=None) -> Scen
     started = time.perf_counter()
     books, results = {}, {}
     advance = None
-    paths, price_source = build_paths(scenario, scenario.variants[0][1])
+    path_set = build_all_paths(scenario)
     for name, cfg in scenario.variants:
+        paths = path_set.paths(name)
         table = build_table(scenario, cfg, paths)
         funding = build_funding(scenario, cfg, paths)
         if advance is None and progress_factory is not None:
-            advance = progress_factory(len(next(iter(paths.values()))) * len(scenario.variants))
+            advance = progress_factory(sum(path_set.bars(n) for n, _ in scenario.variants))
         books[name] = table
         results[name] = _simulate(scenario, cfg, table, paths, funding, _ticker(advance))
-    return ScenarioRun(scenario, paths, price_source, books, results, time.perf_counter() - started)
+    paths, _ = path_set.first
+    return ScenarioRun(scenario, paths, path_set.price_source(scenario), books, results,
+                       time.perf_counter() - started, path_set)
 
 
 def write_outputs(run: ScenarioRun, out_dir, *, force: bool = False) -> Path:
@@ -671,7 +821,7 @@ def write_outputs(run: ScenarioRun, out_dir, *, force: bool = False) -> Path:
     with _OutputFolder(out_dir, force=force) as out:
         for name, result in run.results.items():
             out.add_variant(name, result, run.books[name])
-        out.finish(run.scenario, run.paths, run.price_source, run.seconds)
+        out.finish(run.scenario, run.paths, run.price_source, run.seconds, run.path_set)
     return Path(out_dir)
 
 
@@ -685,8 +835,10 @@ def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=Non
     beside ``out_dir`` that replaces it at the end: a failed run leaves ``out_dir`` as it
     was.
 
-    The inputs (every variant's brackets and population, the price paths) and the output
-    folder are checked before anything is simulated.  ``out_dir`` must be empty, absent
+    Each variant runs through its own path: variants whose path settings are the same share
+    one, built once (a grid over ``path.seed`` gives each seed its path; see
+    :func:`build_all_paths`).  The inputs (every variant's brackets and population, every
+    path) and the output folder are checked before anything is simulated.  ``out_dir`` must be empty, absent
     or an earlier riskcore output (:mod:`riskcore.output`); ``force=True`` moves any other
     folder aside instead of refusing it (:class:`~riskcore.output.OutputFolderError`).
     ``before_run(folder)``, when given, is called once the checks pass and the folder is
@@ -703,7 +855,8 @@ def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=Non
     started = time.perf_counter()
     advance = None
     t0 = time.perf_counter()
-    paths, price_source = build_paths(scenario, scenario.variants[0][1])
+    path_set = build_all_paths(scenario)
+    price_source = path_set.price_source(scenario)
     times.add("build", time.perf_counter() - t0)
     with _OutputFolder(out_dir, times, force) as out:
         if chart_helper:
@@ -714,18 +867,19 @@ def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=Non
             before_run(out.place)
         for name, cfg in scenario.variants:
             t0 = time.perf_counter()
+            paths = path_set.paths(name)
             table = build_table(scenario, cfg, paths)
             funding = build_funding(scenario, cfg, paths)
             times.add("build", time.perf_counter() - t0)
             if advance is None and progress_factory is not None:
-                advance = progress_factory(len(next(iter(paths.values()))) * len(scenario.variants))
+                advance = progress_factory(sum(path_set.bars(n) for n, _ in scenario.variants))
             t0 = time.perf_counter()
             result = _simulate(scenario, cfg, table, paths, funding, _ticker(advance))
             times.add("simulate", time.perf_counter() - t0)
             times.kernel += float(result.timings.get("kernel", 0.0))
             out.add_variant(name, result, table)
             del result
-        summary = out.finish(scenario, paths, price_source, time.perf_counter() - started)
+        summary = out.finish(scenario, path_set.first[0], price_source, time.perf_counter() - started, path_set)
     return Path(out_dir), summary, times, price_source
 
 
@@ -812,23 +966,31 @@ class _OutputFolder:
             self.pending.append(self.pool.submit(self._append, file, frame, name))
         self.times.add("write", time.perf_counter() - t0)
 
-    def finish(self, scenario: Scenario, paths: dict, price_source: str, seconds: float) -> pd.DataFrame:
+    def finish(self, scenario: Scenario, paths: dict, price_source: str, seconds: float,
+               path_set: PathSet | None = None) -> pd.DataFrame:
+        """Write the summary, the report, ``scenario.toml`` and ``run.json`` and put the folder in
+        place.  ``paths`` are the first variant's bars; ``path_set``, every variant's (a report
+        over several paths when they differ)."""
         with self._writing():
-            return self._finish(scenario, paths, price_source, seconds)
+            return self._finish(scenario, paths, price_source, seconds, path_set)
 
-    def _finish(self, scenario: Scenario, paths: dict, price_source: str, seconds: float) -> pd.DataFrame:
+    def _finish(self, scenario: Scenario, paths: dict, price_source: str, seconds: float,
+                path_set: PathSet | None = None) -> pd.DataFrame:
         from . import __version__, report
 
         t0 = time.perf_counter()
         summary = report.summarize(self.digests)
         _parquet(summary.reset_index(), self.tmp / "summary.parquet")
+        sweep = path_set.sweep(scenario) if path_set is not None else None
+        if sweep is not None:  # several paths: the spread of each margin variant's results over them
+            _parquet(report.spread_table(summary, sweep), self.tmp / "spread.parquet")
         self.times.add("write", time.perf_counter() - t0)
         t0 = time.perf_counter()
         notes = list(scenario.config.get("notes", []))
         report.write_report(self.tmp, self.digests, paths, title=scenario.name, notes=notes,
                             price_source=price_source, description=scenario.config.get("description", ""),
                             seed=scenario.config.get("seed", 0), settings=dict(scenario.variants),
-                            chart_helper=self.chart_helper)
+                            chart_helper=self.chart_helper, sweep=sweep)
         self.times.add("report", time.perf_counter() - t0)
         self._wait()  # the last variant's files, written while the report was drawn
         t0 = time.perf_counter()
@@ -836,11 +998,14 @@ class _OutputFolder:
             writer.close()
         self.writers = {}
         shutil.copyfile(scenario.path, self.tmp / "scenario.toml")
-        (self.tmp / "run.json").write_text(json.dumps({
+        facts = {
             "scenario": str(scenario.path), "name": scenario.name, "variants": list(self.digests),
             "seconds": round(seconds, 3), "phases": {k: round(v, 3) for k, v in self.times.phases.items()},
             "price_source": price_source, "params": {k: d.params for k, d in self.digests.items()},
-        }, indent=2, default=str))
+        }
+        if path_set is not None and len(path_set) > 1:  # which path each variant ran through
+            facts["paths"] = {v: path_set.labels[path_set.of[v]] for v in self.digests}
+        (self.tmp / "run.json").write_text(json.dumps(facts, indent=2, default=str))
         self.place.commit(version=__version__, scenario=scenario.name)
         self.times.add("write", time.perf_counter() - t0)
         return summary

@@ -740,3 +740,89 @@ def test_event_window():
     assert (w.first, w.last) == (197, 262)
     # a run too short to need a zoom
     assert _event_window({"a": run(np.ones(40))}) is None
+
+
+# ------------------------------------------------------------------ several price paths (PathSweep)
+def _png_size(path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == PNG_MAGIC
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_spread_table_by_hand():
+    """Two margin variants over three paths; the numbers are worked out here."""
+    from riskcore.report import PathSweep, spread_table
+
+    names = [f"{b} [path.seed={k}]" for b in ("cross", "isolated") for k in (1, 2, 3)]
+    summary = pd.DataFrame({"liquidation_rate": [0.1, 0.3, 0.2, 0.5, 0.5, 0.4],
+                            "bad_debt": [0.0, 0.0, 0.0, 10.0, 40.0, 40.0],
+                            "mean_loss_per_account": [5.0, -1.0, 2.0, 7.0, 9.0, math.nan]},
+                           index=pd.Index(names, name="variant"))
+    sweep = PathSweep(paths={f"path.seed={k}": {} for k in (1, 2, 3)},
+                      path_of={n: n.split("[")[1].rstrip("]") for n in names},
+                      base_of={n: n.split(" [")[0] for n in names})
+    got = spread_table(summary, sweep).set_index("variant")
+    assert list(got.index) == ["cross", "isolated"] and list(got["paths"]) == [3, 3]
+    cross, iso = got.loc["cross"], got.loc["isolated"]
+    assert cross["liquidation_rate_mean"] == approx(0.2) and cross["liquidation_rate_median"] == approx(0.2)
+    assert cross["liquidation_rate_worst"] == 0.3 and cross["liquidation_rate_worst_path"] == "path.seed=2"
+    assert cross["liquidation_rate_best"] == 0.1
+    assert cross["mean_loss_per_account_mean"] == approx(2.0) and cross["mean_loss_per_account_worst"] == 5.0
+    assert iso["bad_debt_mean"] == approx(30.0) and iso["bad_debt_median"] == 40.0
+    assert iso["bad_debt_worst_path"] == "path.seed=2"  # a tie: the first path that gave it
+    assert iso["liquidation_rate_worst_path"] == "path.seed=1"
+    assert iso["mean_loss_per_account_mean"] == approx(8.0)  # the NaN left out
+    assert iso["mean_loss_per_account_worst_path"] == "path.seed=2"
+    with pytest.raises(ValueError, match="'other'"):
+        spread_table(pd.concat([summary, summary.iloc[:1].rename(index={names[0]: "other"})]), sweep)
+
+
+def test_a_sweep_of_one_path_changes_nothing(population_runs, tmp_path):
+    from riskcore.report import PathSweep
+
+    books, runs, paths = population_runs
+    kw = dict(title="Wick test", price_source="riskcore.synthetic.gbm_paths(seed=5)")
+    write_report(tmp_path / "plain", runs, paths, books, **kw)
+    one = PathSweep({"path.seed=5": paths}, {n: "path.seed=5" for n in runs}, {n: n for n in runs})
+    write_report(tmp_path / "one", runs, paths, books, sweep=one, **kw)
+    plain = {p.name: p.read_bytes() for p in (tmp_path / "plain").iterdir()}
+    assert {p.name: p.read_bytes() for p in (tmp_path / "one").iterdir()} == plain
+
+
+def test_a_report_over_a_hundred_paths_stays_readable(population_runs, tmp_path):
+    """300 variants (three margin variants on each of 100 paths): the charts keep the size of a
+    three-variant report, the price chart draws the paths, the title says how many, and the
+    spread table has a row per margin variant.  The digests of the one real path stand in for
+    every path's (the report takes them as given), so the numbers of the spread are known."""
+    from riskcore.report import PATH_CHARTS, PathSweep
+
+    books, runs, paths = population_runs
+    digests = {n: report_module.digest(r, books[n], n) for n, r in runs.items()}
+    many = {f"path.seed={k}": (paths if k == 1 else gbm_paths({"BTCUSDT": 60_000.0}, 30, vol=0.8, seed=k))
+            for k in range(1, 101)}
+    every, path_of, base_of = {}, {}, {}
+    for label in many:
+        for n, d in digests.items():
+            every[f"{n} [{label}]"] = d
+            path_of[f"{n} [{label}]"], base_of[f"{n} [{label}]"] = label, n
+    out = tmp_path / "many"
+    report = write_report(out, every, paths, title="Many paths", price_source="gbm, 100 paths",
+                          sweep=PathSweep(many, path_of, base_of, "gbm, 100 paths"))
+    assert sorted(p.name for p in out.iterdir()) == sorted(["report.html", *CHARTS, *PATH_CHARTS])
+    for png in [*CHARTS, *PATH_CHARTS]:
+        width, height = _png_size(out / png)
+        assert width <= 1400 and height <= 1200, (png, width, height)
+    page = read_page(report)
+    assert "spread" in page.ids
+    rows = page.tables["spread-table"][2:]
+    assert [r[0] for r in rows] == list(VARIANTS)
+    summary = summarize(runs, books)
+    for r, name in zip(rows, VARIANTS):  # every path gave the same numbers: mean = median = worst
+        assert r[1] == "100"
+        rate = f"{100 * summary.loc[name, 'liquidation_rate']:.2f}%"
+        assert r[2] == r[3] == rate and r[4].startswith(rate) and r[4].endswith("path.seed=1")
+    text = report.read_text(encoding="utf-8")
+    assert "<dt>paths</dt><dd>100 (path.seed=1, path.seed=2, path.seed=3, ...); shown in detail: path.seed=1</dd>" \
+        in text
+    # the sections per variant show the first path's three variants only
+    assert len(page.tables["summary"][1]) == 2 + 3 + 1

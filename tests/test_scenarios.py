@@ -214,3 +214,134 @@ def test_every_shipped_scenario_runs(tmp_path, name):
     html = (out / "report.html").read_text()
     for note in scenario.config.get("notes", []):  # stand-ins (older bracket tables) are said in the report
         assert note.replace("'", "&#x27;").replace('"', "&quot;") in html
+
+
+# ------------------------------------------------------------------ price paths as a sweep dimension
+PATHS = SMALL + '\n[grid]\n"path.seed" = [4, 9, 2]\n'
+
+
+def test_a_grid_over_path_seed_makes_a_variant_per_path(tmp_path):
+    scenario = load_scenario(write(tmp_path, PATHS))
+    names = [n for n, _ in scenario.variants]
+    assert names == ["cross [path.seed=4]", "cross [path.seed=9]", "cross [path.seed=2]",
+                     "isolated [path.seed=4]", "isolated [path.seed=9]", "isolated [path.seed=2]"]
+    assert [cfg["path"]["seed"] for _, cfg in scenario.variants] == [4, 9, 2, 4, 9, 2]
+    assert scenario.path_labels["isolated [path.seed=9]"] == "path.seed=9"
+    assert scenario.base_names["isolated [path.seed=9]"] == "isolated"
+    # with another grid key, the path's label comes last and the margin variant keeps the rest
+    mixed = load_scenario(write(tmp_path, PATHS.replace('"path.seed" = [4, 9, 2]',
+                                                        '"path.seed" = [4, 9]\n"market.mmr_factor" = [1.0, 2.0]'),
+                                "m.toml"))
+    assert [n for n, _ in mixed.variants][:2] == ["cross [mmr_factor=1.0, path.seed=4]",
+                                                  "cross [mmr_factor=2.0, path.seed=4]"]
+    assert mixed.base_names["cross [mmr_factor=2.0, path.seed=4]"] == "cross [mmr_factor=2.0]"
+    # the compact form is the list written out
+    compact = load_scenario(write(tmp_path, SMALL + '\n[grid]\n"path.seed" = { from = 7, count = 3 }\n', "c.toml"))
+    assert [n for n, _ in compact.variants][:3] == ["cross [path.seed=7]", "cross [path.seed=8]",
+                                                    "cross [path.seed=9]"]
+    # no grid over the path: no labels (a scenario as before)
+    assert load_scenario(write(tmp_path, SMALL, "plain.toml")).path_labels == {}
+
+
+FILE_PATH = SMALL.replace('kind = "gbm"\nn_steps = 40\nvol = 0.5',
+                          'kind = "file"\n[path.files]\nBTCUSDT = "btc.csv"').replace(
+    '[[path.wicks]]\ncontract = "BTCUSDT"\nat = 20\ndepth = -0.2\n', "")
+
+
+@pytest.mark.parametrize("text, key, why", [
+    (FILE_PATH + '\n[grid]\n"path.seed" = [1, 2]\n', 'grid."path.seed"', "nothing to vary"),
+    (SMALL + '\n[grid]\n"path.vol" = [0.5, 0.9]\n', 'grid."path.vol"', "only path.seed"),
+    (SMALL + '\n[grid]\n"path.kind" = ["gbm"]\n', 'grid."path.kind"', "only path.seed"),
+    (SMALL + '\n[grid]\n"path.seed" = [1, 2, 1]\n', 'grid."path.seed"', "more than once"),
+    (SMALL + '\n[grid]\n"path.seed" = [1, -2]\n', r'grid."path.seed"\[1\]', ">= 0"),
+    (SMALL + '\n[grid]\n"path.seed" = [1.5]\n', r'grid."path.seed"\[0\]', "whole number"),
+    (SMALL + '\n[grid]\n"path.seed" = { from = 1, count = 0 }\n', 'grid."path.seed".count', "from 1 to"),
+    (SMALL + '\n[grid]\n"path.seed" = { count = 5 }\n', 'grid."path.seed".from', "required"),
+    (SMALL + '\n[grid]\n"path.seed" = { from = 1, count = 5, step = 2 }\n', 'grid."path.seed".step',
+     "unknown key"),
+    (SMALL + '\n[grid]\n"path.seed" = []\n', 'grid."path.seed"', "non-empty list"),
+])
+def test_a_bad_path_grid_names_the_file_and_key(tmp_path, text, key, why):
+    path = write(tmp_path, text)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and why in message, message
+    assert __import__("re").search(key.replace(".", r"\.").replace(r"\\.", "."), message), message
+
+
+def test_each_variant_runs_through_its_own_path(tmp_path, monkeypatch):
+    """A variant of the sweep gives what a scenario with that seed written in [path] gives;
+    the paths of the three seeds are built once each, not once per variant."""
+    import json
+
+    import riskcore.scenarios as sc
+    from riskcore.scenarios import run_to_folder
+
+    built = []
+    real_build = sc.build_paths
+
+    def counting(scenario, cfg, **kw):
+        built.append(cfg["path"].get("seed"))
+        return real_build(scenario, cfg, **kw)
+
+    monkeypatch.setattr(sc, "build_paths", counting)
+    out, summary, _, source = run_to_folder(write(tmp_path, PATHS), tmp_path / "sweep")
+    assert sorted(built) == [2, 4, 9]
+    assert source == "synthetic GBM, 3 paths (path.seed 4, 9, 2)"
+    events = pd.read_parquet(out / "events.parquet")
+    steps = pd.read_parquet(out / "steps.parquet")
+    one = SMALL.replace("vol = 0.5", "vol = 0.5\nseed = 9")
+    alone, alone_summary, _, _ = run_to_folder(write(tmp_path, one, "one.toml"), tmp_path / "alone")
+    for table, ours in (("events", events), ("steps", steps)):
+        theirs = pd.read_parquet(alone / f"{table}.parquet")
+        for variant in ("cross", "isolated"):
+            got = ours[ours["variant"] == f"{variant} [path.seed=9]"].drop(columns="variant")
+            want = theirs[theirs["variant"] == variant].drop(columns="variant")
+            for frame in (got, want):
+                for col in frame.columns:
+                    if isinstance(frame[col].dtype, pd.CategoricalDtype):
+                        frame[col] = frame[col].astype(object)
+            assert len(want) > 0
+            pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True), obj=table)
+    # the paths differ, so the variants do: the closes of the three seeds are not the same
+    closes = steps[steps["variant"].str.startswith("cross")].groupby("variant")["liquidated_notional"].sum()
+    assert closes.nunique() > 1 or summary["mean_loss_per_account"].nunique() > 2
+    run = json.loads((out / "run.json").read_text())
+    assert run["paths"]["isolated [path.seed=2]"] == "path.seed=2"
+
+
+def test_the_spread_over_paths_is_written(tmp_path):
+    """spread.parquet: per margin variant, the mean, median and worst over its paths of the
+    summary's rates and amounts, as pandas computes them from summary.parquet."""
+    from riskcore.scenarios import run_to_folder
+
+    out, _, _, _ = run_to_folder(write(tmp_path, PATHS), tmp_path / "sweep")
+    summary = pd.read_parquet(out / "summary.parquet")
+    spread = pd.read_parquet(out / "spread.parquet").set_index("variant")
+    assert list(spread.index) == ["cross", "isolated"]
+    for base in ("cross", "isolated"):
+        rows = summary[summary["variant"].str.startswith(base + " [")]
+        assert len(rows) == 3 and spread.loc[base, "paths"] == 3
+        for col in ("liquidation_rate", "bad_debt", "mean_loss_per_account"):
+            assert spread.loc[base, f"{col}_mean"] == pytest.approx(rows[col].mean(), rel=1e-12)
+            assert spread.loc[base, f"{col}_median"] == pytest.approx(rows[col].median(), rel=1e-12)
+            assert spread.loc[base, f"{col}_worst"] == rows[col].max()
+            worst = rows.loc[rows[col].idxmax(), "variant"]
+            assert worst.endswith(f"[{spread.loc[base, f'{col}_worst_path']}]")
+    page = (out / "report.html").read_text()
+    assert "Spread over paths" in page and (out / "spread.png").stat().st_size > 0
+    assert "synthetic GBM, 3 paths" in page
+
+
+def test_a_bad_path_is_found_before_anything_runs(tmp_path):
+    """Every path is built before the run: a wick beyond the bars fails naming the key and the
+    first path, and no folder is written."""
+    from riskcore.scenarios import run_to_folder
+
+    text = PATHS.replace("at = 20", "at = 400")
+    out = tmp_path / "out"
+    with pytest.raises(ScenarioError) as err:
+        run_to_folder(write(tmp_path, text), out)
+    assert "path" in str(err.value) and "path.seed=4" in str(err.value), str(err.value)
+    assert not out.exists()
