@@ -147,10 +147,26 @@ def _shown(value, how: str, row: pd.Series) -> str:
     return f"{value:,.0f}"
 
 
-def summary_text(summary: pd.DataFrame, width: int = 100) -> str:
+SHOWN_VARIANTS = 12  # a terminal shows this many variants' summaries; the files hold every one
+
+
+def variant_names(names: list, most: int = 6) -> str:
+    """The variants' names for the start line: all of them, or the first ``most`` and a count."""
+    names = [str(n) for n in names]
+    if len(names) <= most + 1:
+        return ", ".join(names)
+    return ", ".join(names[:most]) + f" and {len(names) - most:,} more"
+
+
+def summary_text(summary: pd.DataFrame, width: int = 100, most: int = SHOWN_VARIANTS) -> str:
     """The per-variant summary for a terminal: one row per metric, one column per variant,
     thousands separators, money rounded, rates as percentages; variants that do not fit in
-    ``width`` characters go on to a further block."""
+    ``width`` characters go on to a further block.  Past ``most`` variants (a sweep over
+    many paths), the first ``most`` are shown and a line says where the rest are."""
+    more = len(summary) - most
+    if more > 0:
+        return (summary_text(summary.iloc[:most], width, most) + f"\n\n... and {more:,} more variants: every "
+                "variant is in summary.parquet and report.html (and spread.parquet for a sweep over paths)")
     rows = [(label, col, how) for label, col, how in SUMMARY_ROWS if col in summary.columns]
     head = "(amounts in the quote currency)"
     labels = [head] + [label for label, _, _ in rows]
@@ -208,7 +224,7 @@ def _cmd_run(args) -> int:
 
         cluster = cluster_setting(scenario, args.cluster)  # None: "off"
     print(f"riskcore: running {scenario.name} ({path}): {len(scenario.variants)} variant(s): "
-          + ", ".join(name for name, _ in scenario.variants)
+          + variant_names([name for name, _ in scenario.variants])
           + (f", as tasks on the Dask cluster {cluster.text}" if cluster is not None else ""))
     if scenario.config.get("description"):
         print(f"  {scenario.config['description']}")
@@ -245,6 +261,19 @@ def _cmd_run(args) -> int:
 
     from .report import ChartHelper
 
+    checkpoints = None
+    if args.checkpoint:
+        if cluster is not None:
+            print("riskcore: --checkpoint applies to a run in this process, not on a cluster (a cluster "
+                  "reruns a lost variant on another worker)", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        checkpoints = Path(args.checkpoint)
+        if checkpoints.exists() and not checkpoints.is_dir():
+            print(f"riskcore: --checkpoint {checkpoints} is a file: name a folder for the checkpoints",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        checkpoints.mkdir(parents=True, exist_ok=True)
+
     try:
         if cluster is not None:
             from . import exit_codes as codes
@@ -263,7 +292,8 @@ def _cmd_run(args) -> int:
         else:
             target, summary, times, price_source = run_to_folder(scenario, out, progress_factory=progress_factory,
                                                                  force=args.force, before_run=before_run,
-                                                                 chart_helper=ChartHelper.wanted())
+                                                                 chart_helper=ChartHelper.wanted(),
+                                                                 checkpoint_dir=checkpoints)
     finally:
         if bar is not None:
             bar.close()
@@ -306,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
                                                         "write: its contents are moved aside to "
                                                         "NAME.before-<time>, never deleted")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--checkpoint", metavar="DIR", help="save each variant's state in DIR (created if missing) at "
+                                                        "bar boundaries, every minute; the same command after a "
+                                                        "kill resumes the variant that was running from it")
     p.add_argument("--cluster", metavar="ADDRESS", help="run the variants as tasks on a Dask cluster: local:N (N "
                                                          "worker processes here), tcp://HOST:PORT (a scheduler), "
                                                          "or off; before the scenario's [engine] cluster (needs "
@@ -369,7 +402,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"riskcore: error: {why}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("riskcore: interrupted; nothing was written", file=sys.stderr)
+        hint = ""
+        if getattr(args, "checkpoint", None):
+            hint = f" (the variant that was running saved its state in {args.checkpoint}: the same command resumes it)"
+        print(f"riskcore: interrupted; nothing was written{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

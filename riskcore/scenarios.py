@@ -20,6 +20,7 @@ import datetime
 import itertools
 import json
 import math
+import re
 import shutil
 import time
 import tomllib
@@ -770,15 +771,28 @@ class RunTimes:
         return sum(self.phases.values())
 
 
-def _simulate(scenario: Scenario, cfg: dict, table, paths: dict, funding, tick):
+def _simulate(scenario: Scenario, cfg: dict, table, paths: dict, funding, tick, checkpoint=None):
     from .simulate import simulate
 
     market, engine = cfg["market"], cfg.get("engine", {})
+    extra = {} if checkpoint is None else {"checkpoint": checkpoint, "checkpoint_every": CHECKPOINT_EVERY}
     return simulate(table, paths, liquidation_fee_rate=market["liquidation_fee_rate"],
                     insurance_fund=market.get("insurance_fund", 0.0),
                     liquidation_slippage=market.get("liquidation_slippage", 0.0), funding=funding,
                     intrabar=engine.get("intrabar", "ohlc"), mm_basis=engine.get("mm_basis", "mark"),
-                    engine=engine.get("engine", "numba"), progress=tick)
+                    engine=engine.get("engine", "numba"), progress=tick, **extra)
+
+
+CHECKPOINT_EVERY = 60.0  # seconds between a variant's checkpoints (riskcore run --checkpoint)
+
+
+def checkpoint_file(folder: Path, name: str) -> Path:
+    """The checkpoint file of variant ``name`` in ``folder``: a readable, file-name-safe
+    form of the name and a short digest of it (two names never share a file)."""
+    import hashlib
+
+    safe = re.sub(r"[^A-Za-z0-9._=+-]+", "_", str(name)).strip("._")[:80] or "variant"
+    return Path(folder) / f"{safe}-{hashlib.sha1(str(name).encode()).hexdigest()[:8]}.ckpt"
 
 
 def _ticker(advance):
@@ -826,7 +840,8 @@ def write_outputs(run: ScenarioRun, out_dir, *, force: bool = False) -> Path:
 
 
 def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=None, *, force: bool = False,
-                  before_run=None, chart_helper: bool = False) -> tuple[Path, pd.DataFrame, RunTimes, str]:
+                  before_run=None, chart_helper: bool = False,
+                  checkpoint_dir=None) -> tuple[Path, pd.DataFrame, RunTimes, str]:
     """Run every variant one after another and write the outputs into ``out_dir``.
 
     Each variant's result is written (events, steps, final positions and accounts) and
@@ -847,6 +862,10 @@ def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=Non
     which draws half of the report's charts at the end (``riskcore run`` does on two cores
     or more; the script calling this must then guard its top level with
     ``if __name__ == "__main__":``, as any use of multiprocessing's spawn needs).
+    ``checkpoint_dir``: each variant's kernel run saves its state there (one file per
+    variant, :func:`checkpoint_file`, every :data:`CHECKPOINT_EVERY` seconds); the same
+    command after a kill resumes the variant that was running from its checkpoint (the
+    variants before it run again; each file is removed when its variant finishes).
     Returns (folder, summary, phase times, price source)."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
@@ -874,7 +893,8 @@ def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=Non
             if advance is None and progress_factory is not None:
                 advance = progress_factory(sum(path_set.bars(n) for n, _ in scenario.variants))
             t0 = time.perf_counter()
-            result = _simulate(scenario, cfg, table, paths, funding, _ticker(advance))
+            ckpt = None if checkpoint_dir is None else checkpoint_file(checkpoint_dir, name)
+            result = _simulate(scenario, cfg, table, paths, funding, _ticker(advance), ckpt)
             times.add("simulate", time.perf_counter() - t0)
             times.kernel += float(result.timings.get("kernel", 0.0))
             out.add_variant(name, result, table)

@@ -129,3 +129,71 @@ def test_bad_checkpoint_arguments(inputs, tmp_path):
         simulate(table, paths, checkpoint=tmp_path / "run.ckpt", checkpoint_every=-1, **params)
     with pytest.raises(InputError, match="file path"):
         simulate(table, paths, checkpoint=3, **params)
+
+
+def test_riskcore_run_resumes_a_killed_variant(tmp_path, monkeypatch, capsys):
+    """riskcore run --checkpoint DIR: killed in its second variant, the same command picks
+    that variant up from its checkpoint and writes the outputs a run never stopped writes."""
+    import riskcore.cli as cli
+    import riskcore.scenarios as scenarios
+
+    scenario = tmp_path / "two.toml"
+    scenario.write_text(
+        'name = "two"\nseed = 4\n[market]\nliquidation_fee_rate = 0.0125\ninsurance_fund = 1000.0\n'
+        '[market.contracts.BTCUSDT]\nbrackets = { venue = "binance", symbol = "BTCUSDT", date = "2025-06-19" }\n'
+        'start_price = 60000.0\n[path]\nkind = "gbm"\nn_steps = 150\nvol = 1.5\n'
+        '[[path.wicks]]\ncontract = "BTCUSDT"\nat = 100\ndepth = -0.15\n'
+        '[population]\naccounts = 300\n[[variants]]\nname = "cross"\npopulation = { isolated_share = 0.0 }\n'
+        '[[variants]]\nname = "isolated"\npopulation = { isolated_share = 1.0 }\n')
+    assert cli.main(["run", str(scenario), "--out", str(tmp_path / "whole"), "--no-progress"]) == 0
+    real, calls = scenarios._simulate, []
+
+    def killing(scenario_, cfg, table, paths, funding, tick, checkpoint=None):
+        calls.append(checkpoint)
+        if len(calls) == 2:  # the second variant: killed at bar 120, after a checkpoint at every chunk
+            monkeypatch.setattr(scenarios, "CHECKPOINT_EVERY", 0.0)
+
+            def tick_(bars):
+                if bars >= 120:
+                    raise KeyboardInterrupt
+            return real(scenario_, cfg, table, paths, funding, tick_, checkpoint)
+        return real(scenario_, cfg, table, paths, funding, tick, checkpoint)
+
+    monkeypatch.setattr(scenarios, "_simulate", killing)
+    ckpts = tmp_path / "ckpt"
+    args = ["run", str(scenario), "--out", str(tmp_path / "out"), "--no-progress", "--checkpoint", str(ckpts)]
+    capsys.readouterr()
+    assert cli.main(args) == 130
+    assert "the same command resumes it" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    left = list(ckpts.iterdir())
+    assert len(left) == 1 and left[0] == scenarios.checkpoint_file(ckpts, "isolated")
+    monkeypatch.setattr(scenarios, "_simulate", real)
+    resumed = []
+    import sys
+
+    module = sys.modules["riskcore.simulate"]  # the module (riskcore.simulate is also the function's name)
+    real_sim = module.simulate
+
+    def watching(*a, **k):
+        result = real_sim(*a, **k)
+        resumed.append(result.timings.get("resumed_from_bar"))
+        return result
+
+    monkeypatch.setattr(module, "simulate", watching)
+    assert cli.main(args) == 0
+    assert resumed[0] == 0 and 100 <= resumed[1] <= 120  # the first variant ran again, the second resumed
+    assert list(ckpts.iterdir()) == []
+    for name in ("events.parquet", "steps.parquet", "final_positions.parquet", "final_accounts.parquet",
+                 "outcomes.parquet", "summary.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out" / name),
+                                      pd.read_parquet(tmp_path / "whole" / name), check_exact=True)
+
+
+def test_riskcore_run_checkpoint_must_be_a_folder(tmp_path, capsys):
+    import riskcore.cli as cli
+
+    where = tmp_path / "file"
+    where.write_text("mine")
+    assert cli.main(["run", "--out", str(tmp_path / "out"), "--checkpoint", str(where)]) == 2
+    assert "is a file" in capsys.readouterr().err and where.read_text() == "mine"

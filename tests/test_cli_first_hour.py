@@ -104,6 +104,19 @@ def test_many_variants_are_split_into_blocks_that_fit():
     assert text.count("accounts liquidated") >= 3  # several blocks, each with its labels
 
 
+def test_a_sweep_of_many_variants_shows_the_first_and_says_where_the_rest_are():
+    from riskcore.cli import variant_names
+
+    names = [f"{m} [path.seed={k}]" for k in range(1, 101) for m in ("cross", "isolated", "isolated + auto-add")]
+    text = summary_text(summary_frame(names))
+    assert all(text.count(n) == 1 for n in names[:12]) and not any(n in text for n in names[12:])
+    assert text.rstrip().endswith("... and 288 more variants: every variant is in summary.parquet and report.html "
+                                  "(and spread.parquet for a sweep over paths)")
+    assert variant_names(names) == ", ".join(names[:6]) + " and 294 more"
+    assert variant_names(names[:7]) == ", ".join(names[:7])  # one more name is shorter than the count
+    assert summary_text(summary_frame(names[:12])) == summary_text(summary_frame(names[:12]), most=100)
+
+
 SMALL = textwrap.dedent("""
     name = "small"
     description = "A tiny study for the CLI tests"
