@@ -2069,7 +2069,15 @@ def _draw_charts(theirs: list, ours: list, helper: "ChartHelper | None") -> None
 
 
 def _ready() -> None:
-    """The helper's start: matplotlib imported and its fonts loaded before the first chart."""
+    """The helper's start: matplotlib imported and its fonts loaded before the first chart.
+    At a lower priority: it starts while the run draws the population and runs the kernels,
+    and must take only the idle core, never time from the kernels' threads."""
+    import os
+
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):  # not POSIX, or not allowed
+        pass
     fig, axes = _figure(1)
     axes[0, 0].set_title("ready")
     fig.canvas.draw()
