@@ -16,10 +16,11 @@ EXIT_CODES = {
     BAD_INPUT: "bad input: the scenario (the message names the file and the key), a data file's contents, an "
                "argument, or an output folder that cannot be used; nothing was written",
     MISSING_DATA: "a data file is missing (the message names every place it was looked for)",
-    NETWORK: "a download failed: no network, a time-out or a server error (riskcore data fetch); try again later",
+    NETWORK: "the network failed: a download (riskcore data fetch: no network, a time-out or a server error) or "
+             "no Dask scheduler answering at the --cluster address; try again later",
     REGRESSION: "riskcore bench --compare: a case is slower (or uses more memory) than the baseline by more "
                 "than the tolerance; the message names the case and the metric",
-    INTERRUPTED: "interrupted (Ctrl-C); nothing was written",
+    INTERRUPTED: "interrupted (Ctrl-C); nothing was written (with --checkpoint, the same command resumes)",
 }
 
 
