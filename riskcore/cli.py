@@ -171,6 +171,49 @@ def summary_text(summary: pd.DataFrame, width: int = 100, most: int = SHOWN_VARI
     head = "(amounts in the quote currency)"
     labels = [head] + [label for label, _, _ in rows]
     columns = [[str(name)] + [_shown(row[col], how, row) for _, col, how in rows] for name, row in summary.iterrows()]
+    return _table_text(labels, columns, width)
+
+
+#: (row label, spread.parquet column, how to show it) of a sweep over paths
+SPREAD_ROWS = (
+    ("paths", "paths", "count"),
+    ("liquidation rate: mean", "liquidation_rate_mean", "pct"),
+    ("  median", "liquidation_rate_median", "pct"),
+    ("  worst (path)", "liquidation_rate_worst", "pct-path"),
+    ("bad debt: mean", "bad_debt_mean", "money"),
+    ("  worst (path)", "bad_debt_worst", "money-path"),
+    ("mean loss per account: mean", "mean_loss_per_account_mean", "money2"),
+    ("  median", "mean_loss_per_account_median", "money2"),
+    ("  worst (path)", "mean_loss_per_account_worst", "money2-path"),
+)
+
+
+def spread_text(spread: pd.DataFrame, width: int = 100) -> str:
+    """A sweep's spread over its paths for a terminal (``spread.parquet``): a column per
+    margin variant, the mean, median and worst of its results over the paths, the worst
+    with the path that gave it."""
+    labels = ["(over the paths; quote currency)"] + [label for label, _, _ in SPREAD_ROWS]
+    columns = []
+    for _, row in spread.iterrows():
+        cells = [str(row["variant"])]
+        for _, col, how in SPREAD_ROWS:
+            value = row.get(col)
+            kind, _, path = how.partition("-")
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                text = "-"
+            elif kind == "pct":
+                text = f"{value:.1%}"
+            else:
+                text = _shown(value, kind, row)
+            if path and value:  # the path of a worst that is not zero
+                text += f" ({row[col + '_path']})"
+            cells.append(text)
+        columns.append(cells)
+    return _table_text(labels, columns, width)
+
+
+def _table_text(labels: list, columns: list, width: int) -> str:
+    """Labels down the left, a right-aligned column per entry, in blocks of ``width``."""
     label_width, gap = max(len(x) for x in labels), 3
     blocks, block, used = [], [], label_width
     for cells in columns:
@@ -298,7 +341,13 @@ def _cmd_run(args) -> int:
         if bar is not None:
             bar.close()
     print()
-    print(summary_text(summary))
+    spread_file = Path(target) / "spread.parquet"
+    if spread_file.is_file():  # a sweep over paths: the spread of each margin variant, then where the rest is
+        print(spread_text(pd.read_parquet(spread_file)))
+        print(f"\n{len(summary):,} variants (margin variants x paths): each one's summary is in summary.parquet "
+              "and report.html")
+    else:
+        print(summary_text(summary))
     print()
     print(f"prices: {price_source}")
     total = time.time() - started

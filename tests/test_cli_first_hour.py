@@ -117,6 +117,32 @@ def test_a_sweep_of_many_variants_shows_the_first_and_says_where_the_rest_are():
     assert summary_text(summary_frame(names[:12])) == summary_text(summary_frame(names[:12]), most=100)
 
 
+def test_a_sweeps_spread_on_the_terminal():
+    from riskcore.cli import spread_text
+
+    spread = pd.DataFrame({
+        "variant": ["cross", "isolated"], "paths": [8, 8],
+        "liquidation_rate_mean": [0.27555, 0.48065], "liquidation_rate_median": [0.28105, 0.48225],
+        "liquidation_rate_worst": [0.322, 0.5434], "liquidation_rate_worst_path": ["path.seed=5", "path.seed=2"],
+        "bad_debt_mean": [0.0, 1234.5], "bad_debt_worst": [0.0, 9876.4],
+        "bad_debt_worst_path": ["path.seed=1", "path.seed=7"],
+        "mean_loss_per_account_mean": [209.086, 347.4505], "mean_loss_per_account_median": [185.668, 274.3607],
+        "mean_loss_per_account_worst": [373.4132, 613.0412],
+        "mean_loss_per_account_worst_path": ["path.seed=2", "path.seed=4"]})
+    lines = spread_text(spread).splitlines()
+    assert max(len(line) for line in lines) <= 100
+    row = {line[:33].strip(): line[33:].split("   ") for line in lines}
+    cells = {label: [c.strip() for c in parts if c.strip()] for label, parts in row.items()}
+    assert cells["(over the paths; quote currency)"] == ["cross", "isolated"]
+    assert cells["paths"] == ["8", "8"]
+    assert cells["liquidation rate: mean"] == ["27.6%", "48.1%"]
+    worst = [re.split(r"\s{2,}", line.strip()) for line in lines if line.startswith("  worst (path)")]
+    assert worst == [["worst (path)", "32.2% (path.seed=5)", "54.3% (path.seed=2)"],
+                     ["worst (path)", "0", "9,876 (path.seed=7)"],  # a worst of 0 names no path
+                     ["worst (path)", "373.41 (path.seed=2)", "613.04 (path.seed=4)"]]
+    assert all(len(line) == len(lines[0]) for line in lines)  # right-aligned columns
+
+
 SMALL = textwrap.dedent("""
     name = "small"
     description = "A tiny study for the CLI tests"
