@@ -2211,13 +2211,14 @@ def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, 
         points = {b: {col: [float(every_summary.loc[n, col]) for n in every if sweep.base_of[n] == b]
                       for col in SPREAD_METRICS} for b in spread["variant"]}
         extra = [("_chart_spread", (out / "spread.png", spread, points, colors, unit))]
-    _draw_charts([  # (chart, its arguments); about half the time each, drawn here and by the helper
+    _draw_charts([  # (chart, its arguments): the helper (matplotlib loaded) takes the larger share,
+        # this process (which imports matplotlib first) the smaller, so that both end together
         ("_chart_liquidations", (out / "liquidations.png", runs, styles, window, unit)),
         ("_chart_comparison", (out / "comparison.png", summary, styles, unit)),
         ("_chart_insurance", (out / "insurance.png", runs, styles, unit)),
+        ("_chart_losses", (out / "losses.png", runs, styles, unit)),
     ] + extra, [
         price_chart,
-        ("_chart_losses", (out / "losses.png", runs, styles, unit)),
         ("_chart_outcomes", (out / "outcomes.png", runs, styles)),
         ("_chart_distance", (out / "distance.png", runs, styles, moves)),
     ], chart_helper)
