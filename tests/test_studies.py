@@ -102,3 +102,18 @@ def test_no_deficit_needs_no_fund():
     assert need.loc[0, "fund_needed"] == 0.0 and need.loc[0, "step"] == -1
     with pytest.raises(TypeError):
         studies.fund_needed(["not a result"])
+
+
+def test_fund_sizing_benchmark_small(tmp_path, capsys):
+    """benchmarks/fund_sizing.py on a tiny case: the curve of ten sizes, never rising."""
+    import json
+
+    from benchmarks import fund_sizing
+
+    out = tmp_path / "fs.json"
+    assert fund_sizing.main(["--paths", "3", "--accounts", "400", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    p = [row["p_adl"] for row in data["curve"]]
+    assert len(p) == 10 and all(a >= b for a, b in zip(p, p[1:])) and set(p) <= {0.0, 1 / 3, 2 / 3, 1.0}
+    assert data["paths"] == 3 and data["accounts"] == 400 and data["liquidation_slippage"] == 0.01
+    assert "fund sizing: 3 paths x 400 accounts" in capsys.readouterr().out
