@@ -333,28 +333,11 @@ def start_distance(table: BookTable, mm_basis: str = "mark") -> np.ndarray:
     """Per account of ``table`` (in its order): the nearest liquidation price of its open
     positions as a fraction of the mark, ``min over positions of side * (mark - LP) / mark``
     (cross positions at the account's cross liquidation price, isolated ones at their
-    own), from :func:`riskcore.readouts.position_readouts`.  ``inf`` where no position
+    own), the ``liquidation_distance`` of :func:`riskcore.readouts.account_facts`.  ``inf`` where no position
     has a liquidation price (it cannot be liquidated by the price alone), NaN for an
     account without positions, and NaN everywhere when a contract with positions has no
     mark price.  Negative when a position starts beyond its liquidation price."""
-    out = np.full(table.n_accounts, np.nan)
-    pos = table.positions
-    if not len(pos):
-        return out
-    from .readouts import position_readouts
-
-    try:
-        ro = position_readouts(table.frames(), mm_basis=mm_basis)
-    except ValueError:  # a contract without a mark price: no distance to report
-        return out
-    mark = ro["mark_price"].to_numpy(np.float64)
-    lp = ro["liquidation_price"].to_numpy(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dist = ro["side"].to_numpy(np.float64) * (mark - lp) / mark
-    dist = np.where(np.isnan(lp), np.inf, dist)
-    rows = pd.Index(table.accounts["account"].to_numpy()).get_indexer(pos["account"].to_numpy())
-    np.fmin.at(out, rows, dist)
-    return out
+    return _start_facts(table, mm_basis)["liquidation_distance"].to_numpy(np.float64)
 
 
 # ------------------------------------------------------------------------- digests
