@@ -9,7 +9,7 @@ import pandas as pd
 EVENT_KINDS = ("funding", "fill", "order", "cancel", "action", "refused", "tp", "sl", "topup",
                "liquidation", "bad_debt", "adl")
 
-EVENT_COLUMNS = ["step", "point", "timestamp", "account", "contract", "leg", "kind", "side", "qty", "price",
+EVENT_COLUMNS = ["step", "point", "round", "timestamp", "account", "contract", "leg", "kind", "side", "qty", "price",
                  "amount", "fee", "wallet", "wallet_iso", "reason", "reason_code"]
 
 # Short, stable codes for why an event happened (the ``reason_code`` column); ``reason``
@@ -79,6 +79,7 @@ def normalise_events(frame: pd.DataFrame) -> pd.DataFrame:
     """Fixed dtypes: ints for step/point/side, floats for money, categoricals for words."""
     out = pd.DataFrame({
         "step": frame["step"].to_numpy(np.int64), "point": frame["point"].to_numpy(np.int64),
+        "round": frame["round"].fillna(0).to_numpy(np.int64) if "round" in frame else np.zeros(len(frame), np.int64),
         "timestamp": pd.to_datetime(frame["timestamp"]),
         "account": _account_column(frame["account"]),
         "contract": frame["contract"].astype(object).where(frame["contract"].notna(), None),

@@ -1,8 +1,11 @@
 """``simulate``: step a book through mark-price paths.  Validate, run an engine, return a Result."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
+from .impact import DEFAULT_ROUNDS, ImpactError
+from .impact import parse as _parse_impact
 from .inputs import INTRABAR_MODELS, InputError, PricePaths, funding_by_step, schedule_tape
 from .result import Result
 from .table import BookTable
@@ -10,10 +13,19 @@ from .table import BookTable
 ENGINES = ("numba", "reference")
 
 
+def impact_specs(impact, contracts) -> dict:
+    """``impact=`` as ``{symbol: Impact}``; a bad one raises InputError naming the field."""
+    try:
+        return _parse_impact(impact, tuple(contracts))
+    except ImpactError as exc:
+        raise InputError(str(exc)) from None
+
+
 def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float = 0.0,
              liquidation_slippage: float = 0.0, funding=None, tape=None, intrabar: str = "ohlc",
              mm_basis: str = "mark", engine: str = "numba", progress=None, event_capacity: int | None = None,
-             on_overflow: str = "grow", checkpoint=None, checkpoint_every: float = 60.0) -> Result:
+             on_overflow: str = "grow", checkpoint=None, checkpoint_every: float = 60.0, impact=None,
+             cascade_rounds: int = DEFAULT_ROUNDS) -> Result:
     """Run the book through the price paths and return what happened.
 
     Parameters
@@ -64,6 +76,16 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
         and left alone.  The file is removed when the run finishes.
     checkpoint_every : float
         Seconds between checkpoints (0: after every chunk of bars).
+    impact : Impact | dict, optional
+        Market impact of liquidations (:mod:`riskcore.impact`, ``docs/cascades.md``): one
+        :class:`~riskcore.impact.Impact` (or a dict of its fields) for every contract, or a
+        dict by contract.  Liquidations then fill worse by the square-root impact of the
+        notional liquidated on their side at the same point, and with ``feedback`` the net
+        flow moves the mark, which can liquidate more accounts at the same point (cascade
+        rounds).  None (the default): no impact, fills at the trigger moved by the slippage.
+    cascade_rounds : int
+        At most this many rounds per point (default 20); then the next point looks at the
+        moved mark.
     """
     from .book import Book
 
@@ -88,6 +110,9 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
             and math.isfinite(insurance_fund) and 0 <= insurance_fund <= 1e15):
         raise InputError(f"insurance_fund must be a number from 0 to 1e15, not {insurance_fund!r}")
     paths = PricePaths.from_frames(paths)
+    impact = impact_specs(impact, paths.contracts)
+    if isinstance(cascade_rounds, bool) or not isinstance(cascade_rounds, int) or not 1 <= cascade_rounds <= 1000:
+        raise InputError(f"cascade_rounds must be a whole number from 1 to 1000, not {cascade_rounds!r}")
     unknown = [c for c in paths.contracts if c not in table.symbols]
     if unknown:
         raise InputError(f"paths given for contract(s) {unknown} that the book does not have")
@@ -132,14 +157,16 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
                          insurance_fund=float(insurance_fund), liquidation_slippage=float(liquidation_slippage),
                          intrabar=intrabar, mm_basis=mm_basis, event_capacity=event_capacity,
                          on_overflow=on_overflow, progress=progress, checkpoint=checkpoint,
-                         checkpoint_every=float(checkpoint_every))
+                         checkpoint_every=float(checkpoint_every), impact=impact, cascade_rounds=cascade_rounds)
     from .reference import ReferenceEngine
 
     run = ReferenceEngine(book.copy() if isinstance(book, Book) else Book.from_table(table), paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),
                           insurance_fund=float(insurance_fund), liquidation_slippage=float(liquidation_slippage),
-                          intrabar=intrabar, mm_basis=mm_basis)
+                          intrabar=intrabar, mm_basis=mm_basis, impact=impact, cascade_rounds=cascade_rounds)
     result = run.run(progress)
     result.params = {"liquidation_fee_rate": liquidation_fee_rate, "insurance_fund": insurance_fund,
                      "liquidation_slippage": liquidation_slippage, "intrabar": intrabar, "mm_basis": mm_basis,
-                     "engine": engine, "n_steps": paths.n_steps, "contracts": list(paths.contracts)}
+                     "engine": engine, "n_steps": paths.n_steps, "contracts": list(paths.contracts),
+                     "impact": {symbol: dataclasses.asdict(spec) for symbol, spec in impact.items()},
+                     "cascade_rounds": cascade_rounds}
     return result

@@ -50,7 +50,8 @@ def _check(result: Result) -> None:
 
 def fund_flows(result: Result) -> pd.DataFrame:
     """The fund's flows point by point, from a run whose fund never ran short: one row
-    per (step, point) with a liquidation or a deficit, in run order, with ``fees`` (the
+    per (step, point, round) with a liquidation or a deficit (``round``: the cascade
+    round, always 0 without market impact), in run order, with ``fees`` (the
     liquidation fees the fund received), ``deficits`` (what it paid), ``before`` (its net
     inflow before the point, fees minus deficits) and ``need`` (``deficits - fees -
     before``: the least starting fund for which the point's deficits are paid in full).
@@ -63,15 +64,17 @@ def fund_flows(result: Result) -> pd.DataFrame:
     bad = kind == "bad_debt"
     rows = liq | bad
     if not rows.any():
-        return pd.DataFrame({"step": np.zeros(0, np.int64), "point": np.zeros(0, np.int64), "fees": [],
+        return pd.DataFrame({"step": np.zeros(0, np.int64), "point": np.zeros(0, np.int64),
+                             "round": np.zeros(0, np.int64), "fees": [],
                              "deficits": [], "before": [], "need": []})
     step = ev["step"].to_numpy(np.int64)[rows]
     point = ev["point"].to_numpy(np.int64)[rows]
+    rnd = ev["round"].to_numpy(np.int64)[rows]
     fees = np.where(liq, ev["fee"].to_numpy(np.float64), 0.0)[rows]
     deficits = np.where(bad, ev["amount"].to_numpy(np.float64), 0.0)[rows]
-    frame = pd.DataFrame({"step": step, "point": point, "fees": np.nan_to_num(fees),
+    frame = pd.DataFrame({"step": step, "point": point, "round": rnd, "fees": np.nan_to_num(fees),
                           "deficits": np.nan_to_num(deficits)})
-    frame = frame.groupby(["step", "point"], sort=True, as_index=False).sum()
+    frame = frame.groupby(["step", "point", "round"], sort=True, as_index=False).sum()
     net = (frame["fees"] - frame["deficits"]).to_numpy()
     frame["before"] = np.concatenate([[0.0], np.cumsum(net)[:-1]])
     frame["need"] = frame["deficits"] - frame["fees"] - frame["before"]

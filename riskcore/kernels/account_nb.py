@@ -110,6 +110,7 @@ def emit_nb(ev, row, t, k, stage, sub, acct, kind, c, leg, side, qty, price, amo
     ei[EvI.REASON] = reason
     ei[EvI.RCODE] = rcode
     ei[EvI.IVAL] = ival
+    ei[EvI.ROUND] = ev.round[0]
     ef = ev.floats[row, n]
     ef[EvF.QTY] = qty
     ef[EvF.PRICE] = price
@@ -598,8 +599,9 @@ def count_liquidated_nb(sc, a, b, t, n_closes, notional):
 @njit(**NB_INNER)
 def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
     """Stage 6 (section 6): close the doomed isolated positions, then the doomed cross book, at
-    their trigger prices moved by the slippage; the fee (capped at what is left) is kept for
-    the serial phase to pay into the fund, and any deficit is recorded."""
+    their trigger prices moved by the slippage and the round's impact (``sc.imp_slip``); the
+    fee (capped at what is left) is kept for the serial phase to pay into the fund, and any
+    deficit is recorded."""
     flag = sc.acc_flag[a]
     for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
         if bk.s_state[p] != SlotState.LIQ_ISOLATED:
@@ -609,7 +611,7 @@ def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
         side = np.int64(bk.s_side[p])
         qty = bk.s_qty[p]
         cancel_orders_nb(bk, ev, row, t, k, Stage.LIQ_ISOLATED, a, c, np.int64(bk.s_leg[p]))
-        px = sc.s_lpx[p] * (1.0 - side * pr.slippage)
+        px = sc.s_lpx[p] * (1.0 - side * (pr.slippage + sc.imp_slip[c, view_nb(side)]))
         realized = side * qty * (px - bk.s_entry[p])
         notional = qty * px
         sc.blk_ledger[b, Ledger.REALIZED] += realized
@@ -635,7 +637,8 @@ def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
         for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
             if bk.s_state[p] != SlotState.LIQ_CROSS:
                 continue
-            px = sc.s_lpx[p] * (1.0 - bk.s_side[p] * pr.slippage)
+            side = np.int64(bk.s_side[p])
+            px = sc.s_lpx[p] * (1.0 - side * (pr.slippage + sc.imp_slip[np.int64(bk.s_contract[p]), view_nb(side)]))
             sc.s_lpx[p] = px
             realized = bk.s_side[p] * bk.s_qty[p] * (px - bk.s_entry[p])
             sc.blk_ledger[b, Ledger.REALIZED] += realized
@@ -670,7 +673,9 @@ def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
 @njit(**NB_INNER)
 def account_point_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, do_funding, rates_t, prev, cur):
     """Every per-account stage of one point, in the reference's order; returns the account's
-    AccountFlag bits (non-zero: it needs the serial phase)."""
+    AccountFlag bits (non-zero: it needs the serial phase).  With market impact
+    (``pr.impact``) the liquidations are left for :func:`riskcore.kernels.step_nb.settle_nb`,
+    once the round's flow is known; the return value is then only non-zero or zero."""
     if do_funding:
         funding_nb(bk, ct, sc, ev, pr, a, b, row, t, rates_t, cur)
     limit_fills_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, prev, cur)
@@ -685,4 +690,6 @@ def account_point_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, do_funding, rates
                 break
         if not has_iso:
             return 0
+    if pr.impact:
+        return 1
     return liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k)

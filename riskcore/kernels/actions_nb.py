@@ -34,7 +34,7 @@ from .enums import (LEG_BOTH, LEG_LONG, LEG_SHORT, MARGIN_CROSS, MARGIN_ISOLATED
                     Refusal, SlotState, Stage, TapeRefusal)
 from .margin_nb import max_notional_nb
 from .options import NB, NB_INLINE, NB_INNER
-from .step_nb import point_prices_nb, wake_now_nb
+from .step_nb import effective_nb, point_prices_nb, wake_now_nb
 
 NAN = math.nan
 OK = TapeRefusal.OK
@@ -551,8 +551,10 @@ def apply_tape_nb(bk, ct, mk, pr, ta, ts, sc, ev, lo, hi, t):
     market fills in ``blk_ledger``) and ``ev`` (one event per row).  Accounts an action
     changed are awake from bar ``t``: their wake bar is redone at the bar's last point."""
     n_c = ct.maker_fee.size
+    base = np.empty((n_c, 2))
     cur = np.empty((n_c, 2))
-    point_prices_nb(mk.ohlc, t, np.int64(0), pr.intrabar, cur)
+    point_prices_nb(mk.ohlc, t, np.int64(0), pr.intrabar, base)
+    effective_nb(sc.imp_shift, base, cur)
     for r in range(lo, hi):
         a = ta.account[r]
         if ta.static[r]:

@@ -11,6 +11,7 @@ and orders it may add.  Nothing here imports the Book or the reference engine.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import RiskcoreError
+from ..impact import DEFAULT_ROUNDS, multiplier
 from ..inputs import PricePaths, bar_points
 from ..result import Result, steps_from_array
 from .. import malloc
@@ -79,7 +81,7 @@ class _Run:
 
     def __init__(self, book, paths, rates, actions, params: Params, intrabar: str, mm_basis: str,
                  capacity: int | None, insurance_fund: float, checkpoint: Path | None = None,
-                 checkpoint_every: float = 60.0):
+                 checkpoint_every: float = 60.0, impact: dict | None = None):
         book = book if isinstance(book, BookTable) else book.to_table()
         self.base = book
         self.paths = paths
@@ -89,7 +91,7 @@ class _Run:
         self.intrabar = intrabar
         self.mm_basis = mm_basis
         contracts = tuple(paths.contracts)
-        self.ct = contract_arrays(book, contracts)
+        self.ct = contract_arrays(book, contracts, impact)
         self.mk = market_arrays(book, paths, rates, intrabar)
         self.bk, self.meta = pack_table(book, contracts)
         self.tape = encode_tape(self.actions, self.meta.account_ids, contracts, tuple(book.symbols))
@@ -120,7 +122,7 @@ class _Run:
     def _resume(self, params: Params, intrabar: str, mm_basis: str, insurance_fund: float) -> None:
         """Take the run's state from its checkpoint file when there is one (kernels/checkpoint.py)."""
         self.digest = checkpoints.run_digest(
-            (self.bk, self.mk, self.tape.arrays),
+            (self.bk, self.mk, self.tape.arrays, self.ct),
             {"params": params._asdict(), "intrabar": intrabar, "mm_basis": mm_basis,
              "insurance_fund": insurance_fund, "contracts": list(self.paths.contracts),
              "timestamps": [str(self.paths.timestamps[0]), str(self.paths.timestamps[-1]), self.paths.n_steps]})
@@ -248,7 +250,8 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
               insurance_fund: float = 0.0, liquidation_slippage: float = 0.0, intrabar: str = "ohlc",
               mm_basis: str = "mark", block: int = DEFAULT_BLOCK, event_capacity: int | None = None,
               on_overflow: str = "grow", progress=None, sleep: bool = True, checkpoint=None,
-              checkpoint_every: float = 60.0) -> Result:
+              checkpoint_every: float = 60.0, impact: dict | None = None,
+              cascade_rounds: int = DEFAULT_ROUNDS) -> Result:
     """Simulate on the numba kernels; the same :class:`Result` as the reference engine.
 
     Parameters are :func:`riskcore.simulate`'s after validation: ``paths`` a
@@ -264,7 +267,8 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
     such as a Book); it is not modified.  ``checkpoint``, a file path: the run's state is
     saved there at bar boundaries, at most every ``checkpoint_every`` seconds, and a run
     of the same inputs resumes from it (:mod:`riskcore.kernels.checkpoint`); the file is
-    removed when the run finishes.
+    removed when the run finishes.  ``impact``: ``{symbol: Impact}`` (:mod:`riskcore.impact`),
+    ``cascade_rounds`` the bound on cascade rounds per point.
     """
     book = book if isinstance(book, BookTable) else book.to_table()
     malloc.release()  # memory freed before the run (building the book, say) goes back to the system
@@ -277,8 +281,10 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
         raise ValueError(f"mm_basis must be 'mark' or 'entry', not {mm_basis!r}")
     if on_overflow not in ("grow", "raise"):
         raise ValueError(f"on_overflow must be 'grow' or 'raise', not {on_overflow!r}")
+    impact = dict(impact or {})
     params = Params(INTRABAR_CODES[intrabar], mm_basis == "entry", float(liquidation_fee_rate),
-                    float(liquidation_slippage), int(block), bool(sleep))
+                    float(liquidation_slippage), int(block), bool(sleep),
+                    any(spec.coef > 0.0 for spec in impact.values()), int(cascade_rounds))
     money_start = money_of(book, float(insurance_fund))
     capacity = event_capacity
     shown = [0]
@@ -291,7 +297,7 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
     checkpoint = None if checkpoint is None else Path(checkpoint)
     while True:
         run = _Run(book, paths, rates, actions, params, intrabar, mm_basis, capacity, float(insurance_fund),
-                   checkpoint, float(checkpoint_every))
+                   checkpoint, float(checkpoint_every), impact)
         try:
             run.run(advance if progress is not None else None)
             break
@@ -305,6 +311,8 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
         capacity = need + 1024  # any one row may take them all
     resumed = run.t_start
     result = _result(run, paths, money_start, params, intrabar, mm_basis, insurance_fund)
+    result.params["impact"] = {symbol: dataclasses.asdict(spec) for symbol, spec in impact.items()}
+    result.params["cascade_rounds"] = int(cascade_rounds)
     result.timings["resumed_from_bar"] = resumed
     if checkpoint is not None:
         checkpoints.remove(checkpoint)
@@ -317,8 +325,9 @@ def _result(run: _Run, paths: PricePaths, money_start: float, params: Params, in
     the scratch and the path summary first, the event chunks once the frame is built, the
     book's arrays once the final table holds what it needs (peak memory stays near the
     input table plus the packed arrays)."""
-    marks = {symbol: float(paths.ohlc[-1, c, 3]) for c, symbol in enumerate(paths.contracts)}
     sc = run.sc
+    marks = {symbol: float(paths.ohlc[-1, c, 3]) * multiplier(float(sc.imp_shift[c, 0]), float(sc.imp_shift[c, 1]))
+             for c, symbol in enumerate(paths.contracts)}  # the last close, times the mark's multiplier
     fund = float(sc.glob[Glob.FUND])
     ledger = {
         "realized_pnl": float(sc.blk_ledger[:, Ledger.REALIZED].sum()) + float(sc.glob[Glob.REALIZED])

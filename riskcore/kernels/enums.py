@@ -24,7 +24,7 @@ class _EventKind(NamedTuple):  # the index into riskcore.result.EVENT_KINDS
 
 
 class _Stage(NamedTuple):
-    """Where an event comes from inside a point; events sort by (step, point, stage, ...)."""
+    """Where an event comes from inside a point; events sort by (step, point, round, stage, ...)."""
     FUNDING: int = 0
     ACTIONS: int = 1  # the tape (kernels/actions_nb.py), between kernel segments
     FILLS: int = 2
@@ -149,6 +149,7 @@ class _EvI(NamedTuple):  # integer columns of an event record
     REASON: int = 10
     RCODE: int = 11
     IVAL: int = 12
+    ROUND: int = 13  # cascade round within the point (riskcore/impact.py)
 
 
 class _EvF(NamedTuple):  # float columns of an event record

@@ -32,8 +32,11 @@ class PackMeta:
     next_order_id: int
 
 
-def contract_arrays(table: BookTable, contracts: tuple) -> ContractArrays:
-    """Fee rates and padded bracket tables of the paths' contracts."""
+def contract_arrays(table: BookTable, contracts: tuple, impact=None) -> ContractArrays:
+    """Fee rates, padded bracket tables and impact models (``{symbol: Impact}``, see
+    :mod:`riskcore.impact`) of the paths' contracts."""
+    from ..impact import arrays as impact_arrays
+
     n_c = len(contracts)
     tables = [table.bracket_tables[s] for s in contracts]
     width = max(b.n_tiers for b in tables)
@@ -47,7 +50,8 @@ def contract_arrays(table: BookTable, contracts: tuple) -> ContractArrays:
     fees = table.contracts.set_index("contract")
     return ContractArrays(fees.loc[list(contracts), "maker_fee"].to_numpy(np.float64),
                           fees.loc[list(contracts), "taker_fee"].to_numpy(np.float64),
-                          np.array([b.n_tiers for b in tables], dtype=np.int64), cap, mmr, cum, max_lev)
+                          np.array([b.n_tiers for b in tables], dtype=np.int64), cap, mmr, cum, max_lev,
+                          *impact_arrays(impact or {}, contracts))
 
 
 def default_leverage(table: BookTable, contracts: tuple) -> np.ndarray:
@@ -396,10 +400,11 @@ def _plain_id(value):
 def events_frame(ints: np.ndarray, floats: np.ndarray, meta: PackMeta, timestamps: np.ndarray,
                  action_events: list[dict]) -> pd.DataFrame:
     """Kernel events and the tape's events (dicts, stage ACTIONS) as one columnar frame,
-    sorted by (step, point, stage, sub-stage, account -- 0 in the serial bad-debt stage --,
+    sorted by (step, point, cascade round, stage, sub-stage, account -- 0 in the serial bad-debt stage --,
     sequence), stably: the reference engine's order."""
     stage = ints[:, EvI.STAGE].astype(np.int64)
-    keys = [ints[:, EvI.T].astype(np.int64), ints[:, EvI.K].astype(np.int64), stage,
+    keys = [ints[:, EvI.T].astype(np.int64), ints[:, EvI.K].astype(np.int64), ints[:, EvI.ROUND].astype(np.int64),
+            stage,
             ints[:, EvI.SUB].astype(np.int64),
             np.where(stage == Stage.BAD_DEBT, 0, ints[:, EvI.ACCOUNT]).astype(np.int64),
             ints[:, EvI.SEQ].astype(np.int64)]
@@ -412,7 +417,8 @@ def events_frame(ints: np.ndarray, floats: np.ndarray, meta: PackMeta, timestamp
         tape = events_from_records(action_events)
         m = len(tape)
         keys = [np.concatenate([k, extra]) for k, extra in zip(keys, (
-            tape["step"].to_numpy(np.int64), tape["point"].to_numpy(np.int64), np.full(m, Stage.ACTIONS, np.int64),
+            tape["step"].to_numpy(np.int64), tape["point"].to_numpy(np.int64), np.zeros(m, np.int64),
+            np.full(m, Stage.ACTIONS, np.int64),
             np.zeros(m, np.int64), np.zeros(m, np.int64), np.arange(m, dtype=np.int64)))]
         frame = _concat_events(_kernel_frame(ints, floats, meta), tape)
         frame = frame.take(np.lexsort(keys[::-1])).reset_index(drop=True)
@@ -432,7 +438,8 @@ def _kernel_frame(ints: np.ndarray, floats: np.ndarray, meta: PackMeta, order=No
     code_of = np.array([categories.index(_REASON_CODE.get(r, "")) for r in range(max(_REASON_CODE) + 1)], np.int32)
     reason = _reason_text(ints, floats, meta)
     return pd.DataFrame({
-        "step": i(EvI.T).astype(np.int64), "point": i(EvI.K).astype(np.int64), "timestamp": None,
+        "step": i(EvI.T).astype(np.int64), "point": i(EvI.K).astype(np.int64),
+        "round": i(EvI.ROUND).astype(np.int64), "timestamp": None,
         "account": meta.account_ids[i(EvI.ACCOUNT)],
         "contract": pd.Categorical.from_codes(i(EvI.CONTRACT).astype(np.int32), categories=symbols),
         "leg": pd.Categorical.from_codes(i(EvI.LEG).astype(np.int8), categories=list(LEG_WORDS)),

@@ -63,6 +63,12 @@ class ContractArrays(NamedTuple):
     mmr: np.ndarray  # f8 [n_contracts, max_tiers]
     cum: np.ndarray  # f8 [n_contracts, max_tiers]
     max_lev: np.ndarray  # f8 [n_contracts, max_tiers] (padded with 0)
+    # market impact of liquidations (riskcore/impact.py; zeros: none)
+    imp_coef: np.ndarray  # f8 [n_contracts] k * sigma of the square-root law
+    imp_volume: np.ndarray  # f8 [n_contracts] daily volume
+    imp_perm: np.ndarray  # f8 [n_contracts] share of a mark move that stays (0: no feedback)
+    imp_trans: np.ndarray  # f8 [n_contracts] share that decays
+    imp_decay: np.ndarray  # f8 [n_contracts] transient shift kept per bar
 
 
 class Market(NamedTuple):
@@ -78,6 +84,8 @@ class Params(NamedTuple):
     slippage: float  # liquidation slippage
     block: int  # accounts per parallel block
     sleep: bool = True  # skip accounts sure to be quiet until their wake bar (sleep_nb.py)
+    impact: bool = False  # some contract has market impact: liquidations settle after each round's flow
+    rounds: int = 20  # cascade rounds per point at most
 
 
 class Scratch(NamedTuple):
@@ -98,6 +106,10 @@ class Scratch(NamedTuple):
     blk_wake: np.ndarray  # i8 [n_blocks] the smallest acc_wake of the block
     blk_q: np.ndarray  # f8 [n_blocks, n_contracts, 2] live quantity by view (open interest)
     blk_band: np.ndarray  # f8 [n_blocks, n_contracts, 3] wake_bar_nb's scratch
+    imp_flow: np.ndarray  # f8 [n_contracts, 2] notional liquidated at this round, by view (longs sold, shorts bought)
+    imp_slip: np.ndarray  # f8 [n_contracts, 2] the impact those fills take
+    imp_shift: np.ndarray  # f8 [n_contracts, 2] the mark's permanent and transient shift (impact.multiplier)
+    last_px: np.ndarray  # f8 [n_contracts, 2] the prices the last bar run ended at
 
 
 class Levels(NamedTuple):
@@ -118,12 +130,13 @@ class Events(NamedTuple):
     floats: np.ndarray  # f8 [n_rows, capacity, N_EVF]
     count: np.ndarray  # i8 [n_rows]
     overflow: np.ndarray  # i8 [n_rows] events that did not fit
+    round: np.ndarray  # i8 [1] the cascade round events are recorded in
 
 
 def empty_events(n_rows: int, capacity: int) -> Events:
     from .enums import N_EVF, N_EVI
     return Events(np.zeros((n_rows, capacity, N_EVI), np.int32), np.zeros((n_rows, capacity, N_EVF)),
-                  np.zeros(n_rows, np.int64), np.zeros(n_rows, np.int64))
+                  np.zeros(n_rows, np.int64), np.zeros(n_rows, np.int64), np.zeros(1, np.int64))
 
 
 def new_scratch(n_slots: int, n_accounts: int, n_blocks: int, n_steps: int, n_contracts: int) -> Scratch:
@@ -133,7 +146,9 @@ def new_scratch(n_slots: int, n_accounts: int, n_blocks: int, n_steps: int, n_co
                    np.zeros((n_blocks, N_BLOCK_ACC)), np.zeros((n_blocks, N_LEDGER)),
                    np.zeros(n_blocks, np.int64), np.zeros(n_accounts, np.int64), np.zeros(N_GLOB),
                    np.zeros((n_steps, 12)), np.zeros(n_accounts, np.int64), np.zeros(n_blocks, np.int64),
-                   np.zeros((n_blocks, n_contracts, 2)), np.zeros((n_blocks, n_contracts, 3)))
+                   np.zeros((n_blocks, n_contracts, 2)), np.zeros((n_blocks, n_contracts, 3)),
+                   np.zeros((n_contracts, 2)), np.zeros((n_contracts, 2)), np.zeros((n_contracts, 2)),
+                   np.zeros((n_contracts, 2)))
 
 
 def new_levels(ohlc: np.ndarray, intrabar: int, ct: ContractArrays) -> Levels:

@@ -15,6 +15,13 @@ At each intrabar point:
 
 This is exactly the reference's result: its stages 1-6 only couple accounts through
 the fund, which no stage before 7 reads, and stage 7-8 runs here in its order.
+
+With market impact (:mod:`riskcore.impact`) the fills of liquidations depend on every
+account's liquidations at the round: phase A only marks them, :func:`flow_nb` sums their
+notional (serially, in account order, as the reference), and :func:`settle_nb` closes
+them in parallel at the impacted prices before phase B.  With feedback, the net flow then
+moves the mark (:func:`move_mark_nb`), every account wakes (its bands were drawn around
+the old mark), and the point runs again at the moved mark: a cascade round.
 """
 from __future__ import annotations
 
@@ -24,7 +31,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .account_nb import account_point_nb, cross_excess_nb, emit_nb, funding_nb, refresh_lp_nb, view_nb
+from ..impact import MAX_IMPACT, MIN_MULTIPLIER
+from .account_nb import account_point_nb, cross_excess_nb, emit_nb, funding_nb, liquidate_nb, refresh_lp_nb, view_nb
 from .enums import (MARGIN_CROSS, MARGIN_ISOLATED, AccountFlag, BlockAcc, EventKind, Glob, Intrabar, Reason,
                     SlotState, Stage)
 from .options import NB, NB_INNER, NB_PARALLEL_INNER
@@ -188,7 +196,7 @@ def block_point_nb(bk, ct, lv, sc, ev, pr, b, row, t, k, gap, do_funding, fundin
                 first = lv.pt_lo.shape[0]
                 for a in range(a0, a1):
                     if sc.acc_wake[a] <= t:
-                        sc.acc_wake[a] = wake_bar_nb(bk, ct, lv, sc.blk_band[b], a, t, cur)
+                        sc.acc_wake[a] = wake_bar_nb(bk, ct, lv, sc.blk_band[b], a, t, cur, sc.imp_shift)
                     first = min(first, sc.acc_wake[a])
                 sc.blk_wake[b] = first
             live_quantities_nb(bk, a0, a1, sc.blk_q[b])
@@ -539,6 +547,111 @@ def phase_b_nb(bk, ct, sc, ev, pr, t, k, last, cur):
 
 
 @njit(**NB_INNER)
+def impact_fraction_nb(q, coef, volume):
+    """``riskcore.impact.fraction``: the square-root law."""
+    if not q > 0.0:
+        return 0.0
+    return min(MAX_IMPACT, coef * math.sqrt(q / volume))
+
+
+@njit(**NB_INNER)
+def flow_nb(bk, ct, sc, pr):
+    """The round's liquidation flow (notional at the trigger prices by contract and view),
+    summed account by account in order and over each account's slots, and the impact its
+    fills take (``sc.imp_slip``)."""
+    flow = sc.imp_flow
+    flow[:, :] = 0.0
+    for b in range(sc.blk_nliq.size):
+        for j in range(sc.blk_nliq[b]):
+            a = sc.liq_acct[b * pr.block + j]
+            for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
+                st = bk.s_state[p]
+                if st == SlotState.LIQ_ISOLATED or st == SlotState.LIQ_CROSS:
+                    flow[np.int64(bk.s_contract[p]), view_nb(bk.s_side[p])] += bk.s_qty[p] * sc.s_lpx[p]
+    for c in range(flow.shape[0]):
+        for v in range(2):
+            sc.imp_slip[c, v] = impact_fraction_nb(flow[c, v], ct.imp_coef[c], ct.imp_volume[c])
+
+
+@njit(**NB_INNER)
+def settle_block_nb(bk, ct, sc, ev, pr, b, row, t, k):
+    for j in range(sc.blk_nliq[b]):
+        liquidate_nb(bk, ct, sc, ev, pr, sc.liq_acct[b * pr.block + j], b, row, t, k)
+    return 0
+
+
+@njit(**NB_PARALLEL_INNER)
+def settle_nb(bk, ct, sc, ev, pr, t, k):
+    """The liquidations phase A marked, closed at their impacted prices (parallel over blocks)."""
+    done = np.zeros(sc.blk_nliq.size, np.int64)
+    n_blocks = done.size
+    for b in prange(n_blocks):
+        row = np.int64(numba.get_thread_id())
+        done[b] = settle_block_nb(bk, ct, sc, ev, pr, np.int64(b), row, t, k)
+
+
+@njit(**NB_INNER)
+def move_mark_nb(ct, sc):
+    """``ReferenceEngine.move_mark``: the net flow moves each contract's mark shifts by the
+    impact of its size; returns whether any moved."""
+    moved = False
+    for c in range(sc.imp_flow.shape[0]):
+        net = sc.imp_flow[c, 0] - sc.imp_flow[c, 1]
+        if net == 0.0 or (ct.imp_perm[c] == 0.0 and ct.imp_trans[c] == 0.0):
+            continue
+        size = impact_fraction_nb(abs(net), ct.imp_coef[c], ct.imp_volume[c])
+        if size == 0.0:
+            continue
+        move = -size if net > 0.0 else size
+        sc.imp_shift[c, 0] += ct.imp_perm[c] * move
+        sc.imp_shift[c, 1] += ct.imp_trans[c] * move
+        moved = True
+    return moved
+
+
+@njit(**NB_INNER)
+def effective_nb(shift, base, cur):
+    """``ReferenceEngine.effective``: the path's prices times each contract's multiplier."""
+    for c in range(base.shape[0]):
+        m = max(MIN_MULTIPLIER, (1.0 + shift[c, 0]) + shift[c, 1])
+        cur[c, 0] = base[c, 0] * m
+        cur[c, 1] = base[c, 1] * m
+
+
+@njit(**NB_INNER)
+def open_bar_nb(ct, sc):
+    """The transient shift of the mark decays bar by bar."""
+    for c in range(ct.imp_decay.size):
+        sc.imp_shift[c, 1] *= ct.imp_decay[c]
+
+
+@njit(**NB_INNER)
+def wake_everyone_nb(sc, t):
+    """Every account looked at from bar ``t`` on (the mark moved under its bands)."""
+    for a in range(sc.acc_wake.size):
+        if sc.acc_wake[a] > t:
+            sc.acc_wake[a] = t
+    for b in range(sc.blk_wake.size):
+        if sc.blk_wake[b] > t:
+            sc.blk_wake[b] = t
+
+
+@njit(**NB_PARALLEL_INNER)
+def recount_oi_nb(bk, sc, pr, cur):
+    """The open interest of every block at ``cur`` (after cascade rounds at a bar's last point)."""
+    n_acc = bk.acc_wallet.size
+    n_blocks = sc.blk_nliq.size
+    for b in prange(n_blocks):
+        a0 = np.int64(b) * pr.block
+        live_quantities_nb(bk, a0, min(a0 + pr.block, n_acc), sc.blk_q[b])
+        oi = 0.0
+        for c in range(cur.shape[0]):
+            oi += sc.blk_q[b, c, 0] * cur[c, 0] + sc.blk_q[b, c, 1] * cur[c, 1]
+        sc.blk_acc[b, BlockAcc.OPEN_INTEREST] = oi
+    sc.glob[Glob.OI_ADJUST] = 0.0
+
+
+@njit(**NB_INNER)
 def begin_step_nb(sc):
     sc.blk_acc[:, :] = 0.0
     for i in range(Glob.BAD_DEBT, sc.glob.size):
@@ -569,26 +682,27 @@ def end_step_nb(sc, t):
 
 
 @njit(**NB_INNER)
-def start_prices_nb(mk, t_start, prev):
+def start_prices_nb(mk, sc, t_start, prev):
     """Prices before the first point of bar ``t_start``: the book's marks at the start of the
-    run, else the previous bar's close (the last point of every model)."""
+    run, else where the previous bar ended (its close times the mark's multiplier then)."""
     if t_start == 0:
         prev[:, :] = mk.init_prev
     else:
-        for c in range(prev.shape[0]):
-            prev[c, 0] = mk.ohlc[t_start - 1, c, 3]
-            prev[c, 1] = mk.ohlc[t_start - 1, c, 3]
+        prev[:, :] = sc.last_px
 
 
 @njit(**NB)
 def funding_only_nb(bk, ct, mk, lv, sc, ev, pr, t):
     """Open bar ``t`` and settle its funding only (the tape's actions run next, in Python)."""
     begin_step_nb(sc)
+    open_bar_nb(ct, sc)
     n_c = ct.maker_fee.size
+    base = np.empty((n_c, 2))
     cur = np.empty((n_c, 2))
     zero = np.int64(0)
     yes = np.bool_(True)
-    point_prices_nb(mk.ohlc, t, zero, pr.intrabar, cur)
+    point_prices_nb(mk.ohlc, t, zero, pr.intrabar, base)
+    effective_nb(sc.imp_shift, base, cur)
     due = False
     for c in range(n_c):
         if mk.rates[t, c] != 0.0:
@@ -607,24 +721,53 @@ def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, t_start, t_end, resume):
     n_c = ct.maker_fee.size
     prev = np.empty((n_c, 2))
     cur = np.empty((n_c, 2))
-    start_prices_nb(mk, t_start, prev)
+    base = np.empty((n_c, 2))
+    start_prices_nb(mk, sc, t_start, prev)
     n_points = n_points_nb(pr.intrabar)
     for t in range(t_start, t_end):
         first = resume and t == t_start
         if not first:
             begin_step_nb(sc)
+            open_bar_nb(ct, sc)
         due = False
         if not first:
             for c in range(n_c):
                 if mk.rates[t, c] != 0.0:
                     due = True
         for k in range(n_points):
-            point_prices_nb(mk.ohlc, t, k, pr.intrabar, cur)
+            point_prices_nb(mk.ohlc, t, k, pr.intrabar, base)
+            effective_nb(sc.imp_shift, base, cur)
             gap = k == 0 and (t == 0 or pr.intrabar != Intrabar.CLOSE)
             last = k == n_points - 1
-            phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, k == 0 and due, np.bool_(False), last, mk.rates[t], prev,
-                       cur)
-            if sc.blk_nliq.sum() > 0:
-                phase_b_nb(bk, ct, sc, ev, pr, t, k, last, cur)
+            funding = k == 0 and due
+            moved_last = False
+            r = 0
+            while True:  # cascade rounds (one unless liquidations move the mark)
+                ev.round[0] = r
+                phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, funding, np.bool_(False), last, mk.rates[t], prev,
+                           cur)
+                moved = False
+                if sc.blk_nliq.sum() > 0:
+                    if pr.impact:
+                        flow_nb(bk, ct, sc, pr)
+                        settle_nb(bk, ct, sc, ev, pr, t, k)
+                    phase_b_nb(bk, ct, sc, ev, pr, t, k, last, cur)
+                    if pr.impact:
+                        moved = move_mark_nb(ct, sc)
+                if not moved:
+                    break
+                prev[:, :] = cur
+                effective_nb(sc.imp_shift, base, cur)
+                gap = False
+                funding = False
+                wake_everyone_nb(sc, t)
+                moved_last = last
+                if r + 1 >= pr.rounds:  # the bound: the next point looks at the moved mark
+                    break
+                r += 1
+            ev.round[0] = 0
+            if moved_last:
+                recount_oi_nb(bk, sc, pr, cur)
             prev[:, :] = cur
         end_step_nb(sc, t)
+    sc.last_px[:, :] = prev

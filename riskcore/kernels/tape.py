@@ -503,7 +503,7 @@ def tape_events(ints: np.ndarray, floats: np.ndarray, tape: Tape, account_ids, c
         name, row = action.action, action.fields
         kind = e[EvI.KIND]
         a, c, leg = e[EvI.ACCOUNT], e[EvI.CONTRACT], e[EvI.LEG]
-        d = {"step": e[EvI.T], "point": e[EvI.K], "timestamp": None, "account": row.get("account"),
+        d = {"step": e[EvI.T], "point": e[EvI.K], "round": e[EvI.ROUND], "timestamp": None, "account": row.get("account"),
              "contract": row.get("contract"), "leg": None, "kind": EVENT_KINDS[kind], "side": 0, "qty": f[EvF.QTY],
              "price": f[EvF.PRICE], "amount": f[EvF.AMOUNT], "fee": f[EvF.FEE], "wallet": f[EvF.WALLET],
              "wallet_iso": f[EvF.WALLET_ISO], "reason": ""}

@@ -14,10 +14,17 @@ A run steps every bar of the price paths through its intrabar points
    top-ups, repeated while the price keeps crossing the moved liquidation price;
 5. the cross check of every account: margin balance <= maintenance margin (MMR >= 100%);
 6. liquidations: resting orders in scope cancelled, positions closed at the trigger
-   price (or the point's price after a gap) moved by the slippage, fee to the fund;
+   price (or the point's price after a gap) moved by the slippage and, with market
+   impact (:mod:`riskcore.impact`), by the impact of the point's liquidation flow on
+   their side; fee to the fund;
 7. bad debt: the insurance fund pays every deficit of the point pro rata;
 8. what it cannot pay is auto-deleveraged against ranked opposite positions at the
    bankrupt position's bankruptcy price; anything left is socialised loss.
+
+With feedback on, the point's net liquidation flow then moves the mark, and stages 3 to
+8 run again at the moved price (a cascade round), until a round liquidates nothing or
+the bound on rounds is reached.  The mark is the path's price times a multiplier that
+the flow moves (a permanent and a decaying transient part).
 
 Accounts are visited in sorted id order and positions by (contract, leg), so the
 outcome does not depend on the order of the book's rows.
@@ -29,6 +36,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from .. import impact as im
 from .. import margin as fm
 from ..book import Account, Book, Position
 from ..enums import LEG_NAMES, Leg, MarginMode
@@ -56,7 +64,8 @@ class ReferenceEngine:
 
     def __init__(self, book: Book, paths: PricePaths, funding: np.ndarray, tape: list[ScheduledAction], *,
                  liquidation_fee_rate: float, insurance_fund: float, liquidation_slippage: float,
-                 intrabar: str, mm_basis: str):
+                 intrabar: str, mm_basis: str, impact: dict | None = None,
+                 cascade_rounds: int = im.DEFAULT_ROUNDS):
         self.book = book
         self.paths = paths
         self.funding = funding
@@ -67,6 +76,12 @@ class ReferenceEngine:
         self.intrabar = intrabar
         self.mm_basis = mm_basis
         self.cidx = {symbol: c for c, symbol in enumerate(paths.contracts)}
+        self.impact = im.arrays(impact or {}, paths.contracts)
+        self.rounds = cascade_rounds
+        self.perm = [0.0] * len(self.cidx)  # the mark's permanent shift per contract
+        self.trans = [0.0] * len(self.cidx)  # ... and its transient shift
+        self.slip = [[0.0, 0.0] for _ in self.cidx]  # impact per (contract, view) at this round
+        self.round = 0
         self.events: list[dict] = []
         self.steps: list[dict] = []
         self.tags: dict = {}  # tape tag -> order id
@@ -98,7 +113,7 @@ class ReferenceEngine:
              amount=0.0, fee=0.0, wallet_iso=np.nan, reason=""):
         acct = self.book.accounts.get(account)
         self.events.append({
-            "step": self.t, "point": self.k, "timestamp": self.timestamp, "account": account,
+            "step": self.t, "point": self.k, "round": self.round, "timestamp": self.timestamp, "account": account,
             "contract": contract, "leg": None if leg is None else LEG_NAMES[leg], "kind": kind, "side": side,
             "qty": qty, "price": price, "amount": amount, "fee": fee,
             "wallet": acct.wallet if acct is not None else np.nan, "wallet_iso": wallet_iso, "reason": reason,
@@ -150,16 +165,17 @@ class ReferenceEngine:
             self.bar = {key: 0 if key in ("accounts_liquidated", "liquidations", "topups") else 0.0
                         for key in STEP_COLUMNS[2:]}
             self.bar_accounts: set = set()
-            for k, cur in enumerate(bar_points(self.paths.ohlc[t], self.intrabar)):
+            for c in range(len(self.trans)):  # the transient shift of the mark decays bar by bar
+                self.trans[c] *= float(self.impact.decay[c])
+            for k, base in enumerate(bar_points(self.paths.ohlc[t], self.intrabar)):
                 self.k = k
                 gap = k == 0 and (t == 0 or not continuous_model)
-                self.point(prev, cur, gap)
-                prev = cur
+                prev = self.point(prev, base, gap)
             self.record_step(prev)
             if progress is not None:
                 progress(t + 1)
-        for symbol, c in self.cidx.items():
-            book.contracts[symbol].mark_price = float(self.paths.ohlc[-1, c, 3])
+        for symbol, c in self.cidx.items():  # the last close (times the mark's multiplier)
+            book.contracts[symbol].mark_price = float(prev[c, LONG_VIEW])
         self.ledger.update(money_start=money_start, money_end=self.money(), insurance_fund=self.fund,
                            trading_fees=book.fees_collected)
         events = events_from_records(self.events)
@@ -172,18 +188,79 @@ class ReferenceEngine:
                 + sum(p.wallet_iso for a in book.accounts.values() for p in a.positions.values())
                 + self.fund + book.fees_collected)
 
-    def point(self, prev: np.ndarray, cur: np.ndarray, gap: bool) -> None:
+    def effective(self, base: np.ndarray) -> np.ndarray:
+        """The mark the book sees: the path's prices ``base`` times each contract's multiplier."""
+        cur = base.copy()
+        for c in range(cur.shape[0]):
+            m = im.multiplier(self.perm[c], self.trans[c])
+            cur[c, 0] = base[c, 0] * m
+            cur[c, 1] = base[c, 1] * m
+        return cur
+
+    def point(self, prev: np.ndarray, base: np.ndarray, gap: bool) -> np.ndarray:
+        """One point, cascade rounds included; returns the prices it ended at."""
+        self.round = 0
+        cur = self.effective(base)
         for symbol, c in self.cidx.items():
             self.book.contracts[symbol].mark_price = float(cur[c, LONG_VIEW])
         if self.k == 0:
             self.settle_funding(cur)
             self.run_actions(cur)
-        self.fill_limit_orders(prev, cur, gap)
-        self.trigger_tp_sl(prev, cur, gap)
-        isolated = self.check_isolated(prev, cur, gap)
-        cross = self.check_cross(prev, cur, gap)
-        deficits = self.liquidate(isolated, cross, cur)
-        self.cover_bad_debt(deficits, cur)
+        while True:
+            self.fill_limit_orders(prev, cur, gap)
+            self.trigger_tp_sl(prev, cur, gap)
+            isolated = self.check_isolated(prev, cur, gap)
+            cross = self.check_cross(prev, cur, gap)
+            flow = self.liquidation_flow(isolated, cross)
+            for c in range(len(flow)):
+                for v in (0, 1):
+                    self.slip[c][v] = im.fraction(flow[c][v], float(self.impact.coef[c]),
+                                                  float(self.impact.volume[c]))
+            deficits = self.liquidate(isolated, cross, cur)
+            self.cover_bad_debt(deficits, cur)
+            if not self.move_mark(flow):
+                return cur
+            prev, cur, gap = cur, self.effective(base), False
+            for symbol, c in self.cidx.items():
+                self.book.contracts[symbol].mark_price = float(cur[c, LONG_VIEW])
+            if self.round + 1 >= self.rounds:  # the bound: the next point looks at the moved mark
+                return cur
+            self.round += 1
+
+    def liquidation_flow(self, isolated: list[tuple], cross: list[tuple]) -> list[list[float]]:
+        """Notional at the trigger prices of the positions liquidated at this round, per
+        contract and view (0: longs, sold; 1: shorts, bought), summed account by account in
+        id order and each account's positions by (contract, leg)."""
+        trigger = {id(p): px for p, px in isolated}
+        for _, doomed in cross:
+            trigger.update((id(p), px) for p, px in doomed)
+        flow = [[0.0, 0.0] for _ in self.cidx]
+        if not trigger:
+            return flow
+        for acct in self.accounts():
+            for pos in self.positions(acct):
+                px = trigger.get(id(pos))
+                if px is not None:
+                    flow[self.cidx[pos.contract]][view_of(pos.side)] += pos.qty * px
+        return flow
+
+    def move_mark(self, flow: list[list[float]]) -> bool:
+        """Feedback: the net flow (sold minus bought) moves each contract's mark by the
+        impact of its size; returns whether any mark moved."""
+        moved = False
+        for c, (sold, bought) in enumerate(flow):
+            share = float(self.impact.permanent[c]), float(self.impact.transient[c])
+            net = sold - bought
+            if net == 0.0 or share == (0.0, 0.0):
+                continue
+            size = im.fraction(abs(net), float(self.impact.coef[c]), float(self.impact.volume[c]))
+            if size == 0.0:
+                continue
+            move = -size if net > 0.0 else size
+            self.perm[c] += share[0] * move
+            self.trans[c] += share[1] * move
+            moved = True
+        return moved
 
     # ---------------------------------------------------------------- 1. funding
     def settle_funding(self, cur: np.ndarray) -> None:
@@ -459,10 +536,11 @@ class ReferenceEngine:
                           reason=f"order #{order.order_id}: liquidation")
 
     def close_positions(self, acct: Account, doomed: list[tuple]) -> list[dict]:
-        """Take the positions off the book at their trigger prices moved by the slippage."""
+        """Take the positions off the book at their trigger prices moved by the slippage and
+        the impact of this round's flow on their side."""
         closes = []
         for pos, trigger in doomed:
-            px = trigger * (1.0 - pos.side * self.slippage)
+            px = trigger * (1.0 - pos.side * (self.slippage + self.slip[self.cidx[pos.contract]][view_of(pos.side)]))
             realized = pos.side * pos.qty * (px - pos.entry_price)  # settled by the caller
             del acct.positions[(pos.contract, pos.leg)]
             self.ledger["realized_pnl"] += realized
