@@ -84,6 +84,9 @@ def from_bybit(data, symbol: str | None = None, *, effective_date=None, source: 
         if not 0 < mmr < 1:
             raise c.VenueError(f"{at}: field 'maintenanceMargin' is {raw['maintenanceMargin']!r}; the MMR must be "
                                "a fraction strictly between 0 and 1 (0.005 for 0.5%)")
+        if not mmr < 1.0 / lev:
+            raise c.VenueError(f"{at}: field 'maintenanceMargin' {mmr:g} is not below 1/maxLeverage = {1.0 / lev:g} "
+                               "(Bybit gives fractions, 0.005 for 0.5%; is this a percent?)")
         if "initialMargin" in raw:
             imr = c.number(raw["initialMargin"], "initialMargin", at)
             if not mmr < imr <= 1:
@@ -102,7 +105,7 @@ def from_bybit(data, symbol: str | None = None, *, effective_date=None, source: 
             cum += floor * (mmr - prev[1])   # Deduction_n = RiskLimit_(n-1)*(MMR_n - MMR_(n-1)) + Deduction_(n-1)
         if deduction is not None and not abs(deduction - cum) <= CUM_TOLERANCE * max(1.0, abs(cum)):
             raise c.VenueError(f"{at}: field 'mmDeduction' is {deduction!r} but the continuity rule of "
-                               f"VENUES.md section 2.1 gives {cum!r}")
+                               f"VENUES.md section 2.1 gives {cum:,.10g}")
         records.append({"notional_floor": floor, "notional_cap": cap, "mmr": mmr, "max_leverage": lev, "cum": cum})
         prev = (cap, mmr)
     try:

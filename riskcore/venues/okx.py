@@ -81,6 +81,17 @@ class OkxTiers:
         k = int(np.searchsorted(np.asarray(self.max_size), size, side="left"))
         return min(k, self.n_tiers - 1)
 
+    def excess_over_tier(self, size: float, tier: int = 1) -> float:
+        """How much of a position of ``size`` (in ``size_unit``) a partial liquidation closes to bring
+        it into ``tier`` (from 1): ``max(0, size - max_size of that tier)`` (section 3.4: 15,000
+        swaps with tier 1 up to 2,000 close 13,000).  Which tier a round aims at (tier 1, or
+        two tiers down in newer summaries) is the profile's choice."""
+        if not 1 <= tier <= self.n_tiers:
+            raise ValueError(f"okx: tier must lie in 1..{self.n_tiers}, not {tier!r}")
+        if not size >= 0:
+            raise ValueError(f"okx: size must be >= 0, not {size!r}")
+        return max(0.0, float(size) - self.max_size[tier - 1])
+
     def rates(self, qty: float, price: float) -> tuple[float, float, float]:
         """(mmr, imr, max_leverage) of the tier holding a position of ``qty`` at ``price``."""
         k = self.tier_index(self.size_of(qty, price))
