@@ -365,3 +365,14 @@ def test_every_shipped_row_is_dated_and_sourced(venue):
 
 def test_venue_error_is_a_bracket_error():
     assert issubclass(VenueError, BracketError) and issubclass(VenueError, ValueError)
+
+
+def test_okx_lp_with_tiers_in_contracts_and_refusal_by_notional():
+    tiers = venues.from_okx(okx_response(*OKX_TIERS), contract_value=0.01)
+    # 1 BTC = 100 contracts: tier 1 (0.4%), so the section 3.3 example's long price
+    assert round(okx.isolated_liquidation_price(1, 1, 100_000, 10_000, tiers, taker_fee=0.0005), 2) == 90_406.83
+    by_notional = venues.from_okx(okx_response(*OKX_TIERS), size_unit="quote")
+    with pytest.raises(VenueError, match="tiers by notional"):
+        okx.isolated_liquidation_price(1, 1, 100_000, 10_000, by_notional, taker_fee=0.0005)
+    with pytest.raises(VenueError, match="size_unit must be 'contracts' or 'quote'"):
+        venues.from_okx(okx_response(*OKX_TIERS), size_unit="base")

@@ -75,9 +75,7 @@ def from_bybit(data, symbol: str | None = None, *, effective_date=None, source: 
     parsed = []
     for row, raw in numbered:
         label = f"id {raw.get('id')}" if isinstance(raw, Mapping) and "id" in raw else None
-        at = c.where(VENUE, WHAT, row, label)
-        if symbol:
-            at = at.replace(WHAT, f"{WHAT} for {symbol}", 1)
+        at = c.where(VENUE, WHAT + (f" for {symbol}" if symbol else ""), row, label)
         cap = c.number(c.field(raw, "riskLimitValue", at), "riskLimitValue", at)
         mmr = c.number(c.field(raw, "maintenanceMargin", at), "maintenanceMargin", at)
         lev = c.number(c.field(raw, "maxLeverage", at), "maxLeverage", at)

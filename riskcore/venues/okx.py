@@ -240,10 +240,10 @@ def isolated_liquidation_price(side, qty: float, entry_price: float, margin: flo
     q = c.positive(qty, "qty", VENUE)
     ep = c.positive(entry_price, "entry_price", VENUE)
     m = c.non_negative(margin, "margin", VENUE)
-    need = _mmr(mmr, q, ep) + c.rate(taker_fee, "taker_fee", VENUE)
     if isinstance(mmr, OkxTiers) and mmr.size_unit == "quote":
         raise c.VenueError("okx: isolated_liquidation_price needs a rate or tiers in contracts; with tiers by "
                            "notional the tier at the liquidation price is not solved here")
+    need = _mmr(mmr, q, ep) + c.rate(taker_fee, "taker_fee", VENUE)
     return c.price_or_nan((ep - s * m / q) / (1.0 - s * need))
 
 
