@@ -108,17 +108,17 @@ def parse(impact, contracts) -> dict[str, Impact]:
                           f"not {type(impact).__name__}")
     if any(key in FIELDS for key in impact) and not any(key in contracts for key in impact):
         # the fields of one model, for every contract
-        return {s: _one(impact, "") for s in contracts}
+        return {s: model(impact, "") for s in contracts}
     out = {}
     for symbol, spec in impact.items():
         if symbol not in contracts:
             raise ImpactError(f"impact given for contract {symbol!r}, which has no price path "
                               f"(paths: {list(contracts)})")
-        out[symbol] = _one(spec, f".{symbol}")
+        out[symbol] = model(spec, f".{symbol}")
     return out
 
 
-def _one(spec, where: str) -> Impact:
+def model(spec, where: str) -> Impact:
     if isinstance(spec, Impact):
         return spec
     if not isinstance(spec, Mapping):

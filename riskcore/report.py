@@ -363,6 +363,7 @@ class VariantDigest:
     distance_counts: np.ndarray | None = None
     loss_counts: np.ndarray | None = None
     loss_stats: dict = field(default_factory=dict)
+    cascade: dict = field(default_factory=dict)  # _cascade_facts: rounds, final marks (market impact)
 
 
 @dataclass
@@ -551,7 +552,21 @@ def digest(result: Result, start_book, name=None, outcomes: pd.DataFrame | None 
         outcomes = _account_outcomes(result, start, name)
     return VariantDigest(result.steps, dict(result.params), dict(result.ledger),
                          _summary_row(result, start, outcomes), _clusters(result.events),
-                         outcomes["pnl_pct"].to_numpy(np.float64), **_aggregate(outcomes, start))
+                         outcomes["pnl_pct"].to_numpy(np.float64), **_aggregate(outcomes, start),
+                         cascade=_cascade_facts(result))
+
+
+def _cascade_facts(result: Result) -> dict:
+    """What the Cascades section needs of a run: the deepest cascade round, the
+    liquidations (and their notional) in rounds after a point's first look, and the final
+    marks (the last close times the mark's multiplier)."""
+    ev = result.events
+    liq = _kind(ev, "liquidation")
+    later = liq[liq["round"].to_numpy() > 0] if "round" in liq else liq.iloc[:0]
+    return {"max_round": int(ev["round"].max()) if "round" in ev and len(ev) else 0,
+            "round_liquidations": len(later),
+            "round_notional": float((later["qty"].astype("float64") * later["price"].astype("float64")).sum()),
+            "marks": {str(k): float(v) for k, v in result.final.marks().items() if v is not None}}
 
 
 def _clusters(events: pd.DataFrame) -> pd.DataFrame | None:
@@ -1679,7 +1694,7 @@ def _findings(summary: pd.DataFrame, runs: Mapping[str, VariantDigest], styles: 
 
     # why: results that follow from modelling choices
     any_liq = any(liq(n) for n in names)
-    if not debt and any_liq:
+    if not debt and any_liq and not any(runs[n].params.get("market_impact") for n in names):
         slips = sorted({float(runs[n].params.get("liquidation_slippage", 0.0)) for n in names})
         rates = [m for n in names for b in (runs[n].profile.get("brackets") or {}).values() for m in b["mmr"][:1]]
         fees = sorted({float(runs[n].params.get("liquidation_fee_rate", 0.0)) for n in names})
@@ -1692,7 +1707,8 @@ def _findings(summary: pd.DataFrame, runs: Mapping[str, VariantDigest], styles: 
                    f"opens beyond the bankruptcy price, which one-minute bars rarely do. The insurance fund only "
                    f"collects the liquidation fee ({' or '.join(f'{100 * f:.3g}%' for f in fees)} of the notional, "
                    f"capped at the margin left). On a real exchange liquidation orders hit a thin order book and "
-                   f"push the price further: read the bad debt here as a lower bound.")
+                   f"push the price further: read the bad debt here as a lower bound, or give the contracts a "
+                   f"market-impact model (docs/cascades.md) to see a cascade.")
     for na, nb in identical_pairs:
         pair = {styles[na].group, styles[nb].group}
         if pair == {"cross", "isolated + auto-add"}:
@@ -1792,6 +1808,107 @@ def _summary_html(summary: pd.DataFrame, order: list, styles: Mapping[str, _Styl
     return (f'<table id="summary"><thead>{_group_row(order, styles, 2, 1)}'
             f'<tr><th>metric</th><th>unit</th>{head}<th>meaning</th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+#: The Cascades section (only on a page where some variant ran with market impact): its id and title.
+CASCADE_SECTION = ("cascades", "Cascades: market impact and feedback")
+
+#: Rows of the cascade table: column -> (unit key, meaning).
+CASCADE_COLUMNS = {
+    "impact": ("", "market impact of this variant's liquidations: off, on fills only, or on fills with feedback "
+                   "on the mark (docs/cascades.md)"),
+    "liquidated_notional": ("money", "notional closed by liquidations, at the fill prices"),
+    "amplification": ("x", "liquidated notional against the baseline (the first variant without impact)"),
+    "bad_debt": ("money", "deficits left by liquidations"),
+    "bad_debt_vs_baseline": ("money", "bad debt minus the baseline's"),
+    "insurance_paid": ("money", "bad debt the insurance fund paid"),
+    "adl_recovered": ("money", "bad debt recovered by auto-deleveraging"),
+    "socialised_loss": ("money", "bad debt neither could cover"),
+    "adl_events": ("positions", "counterparty positions closed by ADL"),
+    "round_liquidations": ("positions", "liquidations in a cascade round (after a point's first look, at a mark "
+                                        "moved by the liquidations before them)"),
+    "round_notional": ("money", "their notional"),
+    "max_round": ("rounds", "the deepest cascade round reached at any point"),
+    "mark_shift": ("%", "the mark at the last close against the path's close (the permanent shift and what is "
+                        "left of the transient one), for the contract shifted most"),
+}
+
+
+def _impact_text(params: Mapping) -> str:
+    specs = params.get("market_impact") or {}
+    if not specs:
+        return "off"
+    return "fills + feedback" if any(v.get("feedback") for v in specs.values()) else "fills only"
+
+
+def cascade_table(summary: pd.DataFrame, runs: Mapping[str, VariantDigest], frames: Mapping) -> pd.DataFrame:
+    """One row per variant (index: the variant) of :data:`CASCADE_COLUMNS`; the baseline
+    is the first variant without impact (no amplification without one)."""
+    baseline = next((n for n, d in runs.items() if not d.params.get("market_impact")), None)
+    rows = []
+    for n, d in runs.items():
+        r = summary.loc[n]
+        shifts = [d.cascade["marks"][sym] / float(f["close"].iloc[-1]) - 1.0 for sym, f in frames.items()
+                  if sym in d.cascade.get("marks", {})]
+        row = {"impact": _impact_text(d.params), "liquidated_notional": float(r["liquidated_notional"]),
+               "amplification": math.nan, "bad_debt": float(r["bad_debt"]), "bad_debt_vs_baseline": math.nan,
+               **{k: float(r[k]) for k in ("insurance_paid", "adl_recovered", "socialised_loss")},
+               "adl_events": int(r["adl_events"]), "round_liquidations": int(d.cascade.get("round_liquidations", 0)),
+               "round_notional": float(d.cascade.get("round_notional", 0.0)),
+               "max_round": int(d.cascade.get("max_round", 0)),
+               "mark_shift": max(shifts, key=abs) if shifts else 0.0}
+        if baseline is not None:
+            base = summary.loc[baseline]
+            b = float(base["liquidated_notional"])
+            row["amplification"] = row["liquidated_notional"] / b if b > 0 else math.nan
+            row["bad_debt_vs_baseline"] = row["bad_debt"] - float(base["bad_debt"])
+        rows.append(row)
+    return pd.DataFrame(rows, index=pd.Index(list(runs), name="variant"), columns=list(CASCADE_COLUMNS))
+
+
+def _cascade_cell(col: str, value) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if col == "amplification":
+        return f"{value:.2f}x"
+    if col == "mark_shift":
+        return f"{100 * value:+.2f}%"
+    if col in ("adl_events", "round_liquidations", "max_round"):
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+def _cascade_html(table: pd.DataFrame, order: list, styles: Mapping[str, _Style], unit: str) -> str:
+    head = "".join(_variant_th(n, styles) for n in order)
+    rows = []
+    for col, (kind, meaning) in CASCADE_COLUMNS.items():
+        cells = "".join(f'<td class="num">{_esc(_cascade_cell(col, table.loc[n, col]))}</td>' for n in order)
+        rows.append(f'<tr><th scope="row">{_esc(col)}</th><td class="unit">{_esc(unit if kind == "money" else kind)}'
+                    f'</td>{cells}<td class="meaning">{_esc(meaning)}</td></tr>')
+    return (f'<table id="cascade"><thead>{_group_row(order, styles, 2, 1)}'
+            f'<tr><th>metric</th><th>unit</th>{head}<th>meaning</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def _cascade_findings(table: pd.DataFrame, unit: str) -> list[str]:
+    """A sentence per variant with impact against the baseline."""
+    base = table.index[table["impact"] == "off"]
+    if not len(base):
+        return []
+    out = []
+    for n, r in table.iterrows():
+        if r["impact"] == "off" or math.isnan(r["amplification"]):
+            continue
+        out.append(f"Cascade: {n} ({r['impact']}) liquidated {r['amplification']:.2f}x the notional of {base[0]} "
+                   f"({short_money(r['liquidated_notional'], unit)} against "
+                   f"{short_money(float(table.loc[base[0], 'liquidated_notional']), unit)}), with "
+                   f"{short_money(r['bad_debt'], unit)} of bad debt ({short_money(r['adl_recovered'], unit)} "
+                   f"recovered by ADL, {short_money(r['socialised_loss'], unit)} socialised)"
+                   + (f"; {r['round_liquidations']:,} liquidations came in cascade rounds, up to round "
+                      f"{r['max_round']}" if r["round_liquidations"] else "") + ".")
+    return out
 
 
 def _leverage_html(lev: pd.DataFrame, order: list, styles: Mapping[str, _Style], unit: str) -> str:
@@ -2207,6 +2324,19 @@ def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, 
     ], chart_helper)
 
     found, why = _findings(summary, runs, styles, unit, moves, lev)
+    cascade_html = ""
+    if any(d.params.get("market_impact") for d in runs.values()):
+        cascades = cascade_table(summary, runs, frames)
+        found = found + _cascade_findings(cascades, unit)
+        cascade_html = f"""<section id="{CASCADE_SECTION[0]}">
+<h2>{_esc(CASCADE_SECTION[1])}</h2>
+<p>Liquidations with market impact fill worse than their trigger by the square-root impact of the notional
+liquidated on their side at the same point; with feedback the net flow also moves the mark, and the point is
+looked at again at the moved mark (a cascade round). The baseline is the first variant without impact.
+docs/cascades.md describes the model and its parameters.</p>
+{_cascade_html(cascades, order, styles, unit)}
+</section>
+"""
     span, first, length = _range_text(frames)
     kinds = {str((cfg.get("path") or {}).get("kind", "")) for cfg in (settings or {}).values()}
     bracket_facts, bracket_warnings = _bracket_notes(runs, first, dated=not kinds & {"gbm", "bootstrap"})
@@ -2293,6 +2423,9 @@ every path.</p>
     toc = "".join(f'<a href="#{k}">{_esc(v)}</a>' for k, v in SECTIONS.items() if k != "title")
     if spread_toc:
         toc = toc.replace('<a href="#headline">', spread_toc + '<a href="#headline">', 1)
+    if cascade_html:
+        toc = toc.replace('<a href="#timeline">', f'<a href="#{CASCADE_SECTION[0]}">Cascades</a><a href="#timeline">',
+                          1)
     findings_html = "<ul>" + "".join(f"<li>{_esc(f)}</li>" for f in found) + "</ul>"
     if why:
         findings_html += ('<h3>Why: results that follow from modelling choices</h3><ul class="why">'
@@ -2328,7 +2461,7 @@ Money in {_esc(unit)}.</p>
 <h2>{SECTIONS["comparison-section"]}</h2>
 {_figure_html("comparison.png", captions["comparison.png"])}
 </section>
-<section id="timeline">
+{cascade_html}<section id="timeline">
 <h2>{SECTIONS["timeline"]}</h2>
 {_figure_html("price.png", captions["price.png"])}
 {_figure_html("liquidations.png", captions["liquidations.png"])}

@@ -34,6 +34,7 @@ from ._paths import data_dir
 from .brackets import Brackets
 from .checks import LIMIT
 from .errors import RiskcoreError
+from .impact import DEFAULT_ROUNDS
 from .output import OutputFolderError, OutputTarget  # noqa: F401 (OutputFolderError: part of this API)
 
 
@@ -58,8 +59,13 @@ POPULATION_KEYS = {
     "default_leverage": NUMBER,
 }
 MARKET_KEYS = {"liquidation_fee_rate": NUMBER, "insurance_fund": NUMBER, "liquidation_slippage": NUMBER,
-               "mmr_factor": NUMBER, "max_leverage_cap": NUMBER, "contracts": "contracts"}
-CONTRACT_KEYS = {"brackets": "brackets", "maker_fee": NUMBER, "taker_fee": NUMBER, "start_price": NUMBER}
+               "mmr_factor": NUMBER, "max_leverage_cap": NUMBER, "contracts": "contracts",
+               "impact": BOOL, "feedback": BOOL, "cascade_rounds": INTEGER}
+CONTRACT_KEYS = {"brackets": "brackets", "maker_fee": NUMBER, "taker_fee": NUMBER, "start_price": NUMBER,
+                 "impact": "impact"}
+#: a contract's market-impact model (riskcore.impact.Impact; docs/cascades.md)
+IMPACT_KEYS = {"sigma": NUMBER, "daily_volume": NUMBER, "k": NUMBER, "feedback": BOOL, "permanent": NUMBER,
+               "half_life": NUMBER}
 BRACKET_KEYS = {"venue": STRING, "symbol": STRING, "date": DATE, "file": STRING, "tiers": "tiers"}
 PATH_KEYS = {
     "kind": STRING, "n_steps": INTEGER, "interval": STRING, "start": DATE, "end": DATE, "seed": INTEGER,
@@ -82,7 +88,8 @@ TOP_KEYS = {"name": STRING, "description": STRING, "seed": INTEGER, "market": "m
 #: in docs/scenarios.md); only the seed, of a generated or bootstrapped path.
 PATH_GRID_KEYS = {"path.seed"}
 GRID_KEYS = {"market.mmr_factor", "market.max_leverage_cap", "market.liquidation_fee_rate",
-             "market.insurance_fund", "engine.intrabar", "engine.mm_basis",
+             "market.insurance_fund", "market.liquidation_slippage", "market.impact", "market.feedback",
+             "market.cascade_rounds", "engine.intrabar", "engine.mm_basis",
              *(f"population.{k}" for k in POPULATION_KEYS if k not in ("accounts", "file", "seed")),
              *PATH_GRID_KEYS}
 #: At most this many seeds in ``"path.seed" = {from = N, count = M}`` (each is a path and a run per variant).
@@ -104,6 +111,7 @@ RANGES = {
     "n_steps": (lambda v: v >= 1, "a number of bars >= 1"),
     "block": (lambda v: v >= 1, "a number of bars >= 1"),
     "accounts": (lambda v: v >= 0, "a number of accounts >= 0"),
+    "cascade_rounds": (lambda v: 1 <= v <= 1000, "a number of rounds from 1 to 1000"),
 }
 CHOICES = {"kind": ("gbm", "file", "bootstrap"), "gaps": ("refuse", "fill", "report"),
            "intrabar": ("close", "ohlc", "worst"), "mm_basis": ("mark", "entry"), "engine": ("numba", "reference")}
@@ -190,6 +198,14 @@ def _check_value(where: str, name: str, v, kind: str) -> None:
             _check_table(where, f"{name}.{symbol}", spec, CONTRACT_KEYS)
             if "brackets" not in spec:
                 _fail(where, f"{name}.{symbol}.brackets", "required (e.g. {venue = \"binance\", date = ...})")
+    elif kind == "impact":
+        _check_table(where, name, v, IMPACT_KEYS)
+        from .impact import ImpactError, model
+
+        try:
+            model(v, "")
+        except ImpactError as exc:
+            _fail(where, name, str(exc).replace("impact: ", "").replace("impact.", ""))
     elif kind == "brackets":
         _check_table(where, name, v, BRACKET_KEYS)
         given = [k for k in ("tiers", "file", "venue") if k in v]
@@ -384,6 +400,20 @@ def load_scenario(path) -> Scenario:
     names = [n for n, _ in variants]
     if len(set(names)) != len(names):
         _fail(where, "variants", f"variant names must be unique: {names}")
+    tables = [c["impact"] for c in config["market"]["contracts"].values() if "impact" in c]
+    feedback = {bool(t.get("feedback", True)) for t in tables}
+    for name, cfg in variants:
+        market = cfg["market"]
+        for key in ("impact", "feedback"):
+            if market.get(key) and not tables:
+                _fail(where, f"market.{key}", f"is true (variant {name!r}) but no contract has an impact model: "
+                                             "add a [market.contracts.SYMBOL.impact] table (docs/cascades.md)")
+        if tables:  # the settings in effect, written out (the report compares the variants by them)
+            market.setdefault("impact", True)
+            if not market["impact"]:
+                market.setdefault("feedback", False)
+            elif len(feedback) == 1:
+                market.setdefault("feedback", next(iter(feedback)))
     for name, cfg in variants:
         ignored = sorted(set(cfg["population"]) - {"file"}) if "file" in cfg["population"] else []
         if ignored:
@@ -776,6 +806,9 @@ def _simulate(scenario: Scenario, cfg: dict, table, paths: dict, funding, tick, 
 
     market, engine = cfg["market"], cfg.get("engine", {})
     extra = {} if checkpoint is None else {"checkpoint": checkpoint, "checkpoint_every": CHECKPOINT_EVERY}
+    impact = impact_models(cfg)
+    if impact:
+        extra.update(impact=impact, cascade_rounds=market.get("cascade_rounds", DEFAULT_ROUNDS))
     return simulate(table, paths, liquidation_fee_rate=market["liquidation_fee_rate"],
                     insurance_fund=market.get("insurance_fund", 0.0),
                     liquidation_slippage=market.get("liquidation_slippage", 0.0), funding=funding,
@@ -784,6 +817,27 @@ def _simulate(scenario: Scenario, cfg: dict, table, paths: dict, funding, tick, 
 
 
 CHECKPOINT_EVERY = 60.0  # seconds between a variant's checkpoints (riskcore run --checkpoint)
+
+
+def impact_models(cfg: dict) -> dict:
+    """A variant's impact models by contract (``{symbol: Impact}``; empty with
+    ``market.impact = false`` or no ``[market.contracts.SYMBOL.impact]`` table);
+    ``market.feedback`` overrides each table's own ``feedback``."""
+    import dataclasses
+
+    from .impact import Impact
+
+    market = cfg["market"]
+    if not market.get("impact", True):
+        return {}
+    out = {}
+    for symbol, c in market["contracts"].items():
+        if "impact" in c:
+            spec = Impact(**c["impact"])
+            if "feedback" in market:
+                spec = dataclasses.replace(spec, feedback=bool(market["feedback"]))
+            out[symbol] = spec
+    return out
 
 
 def checkpoint_file(folder: Path, name: str) -> Path:

@@ -167,6 +167,6 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
     result.params = {"liquidation_fee_rate": liquidation_fee_rate, "insurance_fund": insurance_fund,
                      "liquidation_slippage": liquidation_slippage, "intrabar": intrabar, "mm_basis": mm_basis,
                      "engine": engine, "n_steps": paths.n_steps, "contracts": list(paths.contracts),
-                     "impact": {symbol: dataclasses.asdict(spec) for symbol, spec in impact.items()},
+                     "market_impact": {symbol: dataclasses.asdict(spec) for symbol, spec in impact.items()},
                      "cascade_rounds": cascade_rounds}
     return result

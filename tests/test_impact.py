@@ -137,6 +137,19 @@ def test_random_books_with_impact_match_the_reference(specs, path_spec, funding_
     assert_same(ref, got)
 
 
+def test_open_interest_after_adl_in_a_cascade_round_at_the_bars_last_point():
+    """Found by hypothesis: an isolated short liquidated with a deficit at the only point of
+    a bar, ADL closes the cross long, the mark moves; the bar's open interest is 0."""
+    specs = [("one-way", "cross", "cross", 2, False, 50.0, [("BTCUSDT", "buy", 1.0, 85.0)], []),
+             ("one-way", "isolated", "cross", 10, False, 50.0, [("BTCUSDT", "sell", 1.0, 85.0)], [])]
+    ref, got = _ref_and_numba(build_book(specs), build_paths([((0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0))]), None,
+                              "close", 0.0, dict(sigma=0.01, daily_volume=1000.0, k=0.5, permanent=0.0,
+                                                 half_life=0.0), 1)
+    assert set(got.events["kind"]) >= {"liquidation", "bad_debt", "adl"}
+    assert got.steps["open_interest"].tolist() == [0.0]
+    assert_same(ref, got)
+
+
 def _ref_and_numba(book, paths, funding, model, fund, impact, rounds=20, **kw):
     ref = simulate(book, paths, liquidation_fee_rate=0.01, insurance_fund=fund, liquidation_slippage=0.002,
                    funding=funding, intrabar=model, engine="reference", impact=impact, cascade_rounds=rounds)
@@ -182,7 +195,7 @@ def test_zero_impact_is_exactly_no_impact():
     plain = simulate(book, paths, **kw)
     zero = simulate(book, paths, impact=dict(sigma=0.0, daily_volume=1e6), **kw)
     assert (plain.events["kind"] == "liquidation").sum() > 0
-    assert zero.params["impact"] and not plain.params["impact"]
+    assert zero.params["market_impact"] and not plain.params["market_impact"]
     pd.testing.assert_frame_equal(plain.events, zero.events, check_exact=True)
     pd.testing.assert_frame_equal(plain.steps, zero.steps, check_exact=True)
     assert plain.ledger == zero.ledger

@@ -311,7 +311,7 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
         capacity = need + 1024  # any one row may take them all
     resumed = run.t_start
     result = _result(run, paths, money_start, params, intrabar, mm_basis, insurance_fund)
-    result.params["impact"] = {symbol: dataclasses.asdict(spec) for symbol, spec in impact.items()}
+    result.params["market_impact"] = {symbol: dataclasses.asdict(spec) for symbol, spec in impact.items()}
     result.params["cascade_rounds"] = int(cascade_rounds)
     result.timings["resumed_from_bar"] = resumed
     if checkpoint is not None:

@@ -636,18 +636,27 @@ def wake_everyone_nb(sc, t):
             sc.blk_wake[b] = t
 
 
+@njit(**NB_INNER)
+def block_oi_nb(bk, sc, pr, cur, b):
+    """Block ``b``'s live quantities and open interest at ``cur``."""
+    n_acc = bk.acc_wallet.size
+    a0 = b * pr.block
+    live_quantities_nb(bk, a0, min(a0 + pr.block, n_acc), sc.blk_q[b])
+    oi = 0.0
+    for c in range(cur.shape[0]):
+        oi += sc.blk_q[b, c, 0] * cur[c, 0] + sc.blk_q[b, c, 1] * cur[c, 1]
+    sc.blk_acc[b, BlockAcc.OPEN_INTEREST] = oi
+    return 0
+
+
 @njit(**NB_PARALLEL_INNER)
 def recount_oi_nb(bk, sc, pr, cur):
-    """The open interest of every block at ``cur`` (after cascade rounds at a bar's last point)."""
-    n_acc = bk.acc_wallet.size
-    n_blocks = sc.blk_nliq.size
+    """The open interest of every block at ``cur`` (after cascade rounds at a bar's last
+    point: the serial phase's adjustments are in the recount)."""
+    done = np.zeros(sc.blk_nliq.size, np.int64)
+    n_blocks = done.size
     for b in prange(n_blocks):
-        a0 = np.int64(b) * pr.block
-        live_quantities_nb(bk, a0, min(a0 + pr.block, n_acc), sc.blk_q[b])
-        oi = 0.0
-        for c in range(cur.shape[0]):
-            oi += sc.blk_q[b, c, 0] * cur[c, 0] + sc.blk_q[b, c, 1] * cur[c, 1]
-        sc.blk_acc[b, BlockAcc.OPEN_INTEREST] = oi
+        done[b] = block_oi_nb(bk, sc, pr, cur, np.int64(b))
     sc.glob[Glob.OI_ADJUST] = 0.0
 
 
