@@ -2,9 +2,9 @@
 
 The same book and path (a case of :mod:`benchmarks.cases`, by default the benchmark book
 ``main_1M_x_1440``) run three times after a warm-up: without impact, with impact on the
-fills only, and with impact and feedback (cascade rounds).  ``daily_volume`` is set so
-that the sell-off's liquidations take an impact of the order of 0.1-1% (the case's open
-interest traded in a day); the printout gives each run's wall and kernel time, the
+fills only, and with impact and feedback (cascade rounds).  ``daily_volume`` is a multiple
+of the book's open interest (``--volume``, default 2: perpetual futures trade about one
+to three times their open interest a day); the printout gives each run's wall and kernel time, the
 liquidations, the cascade rounds and the ratio to the run without impact.
 
     python -m benchmarks.impact [--case NAME]
@@ -30,16 +30,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", default="main_1M_x_1440")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each setting (the best is shown)")
+    ap.add_argument("--volume", type=float, default=2.0,
+                    help="daily_volume as a multiple of the book's open interest (default 2: perpetuals trade "
+                         "about one to three times their open interest a day)")
     args = ap.parse_args(argv)
     case = cases.CASES[args.case]
     table, paths = cases.make_table(case), cases.make_paths(case)
     oi = open_interest(table)
     base = cases.params(case)
-    impact = {"sigma": 0.04, "daily_volume": oi, "k": 1.0, "permanent": 0.5, "half_life": 10}
+    impact = {"sigma": 0.04, "daily_volume": args.volume * oi, "k": 1.0, "permanent": 0.5, "half_life": 10}
     settings = [("off", {}), ("fills only", {"impact": dict(impact, feedback=False)}),
                 ("fills + feedback", {"impact": impact})]
-    small = cases.small(case)
-    simulate(cases.make_table(small), cases.make_paths(small), **base, impact=impact)  # compile / load the cache
+    head = {s: f.iloc[:5] for s, f in paths.items()}  # the same argument types: compiles / loads the cache
+    simulate(table, head, **base, impact=impact)
     rows = []
     for name, extra in settings:
         best = None
@@ -57,7 +60,8 @@ def main(argv=None) -> int:
                      float(r.steps["bad_debt"].sum())))
         del r, ev, liq
     print(f"case {case.name}: {case.accounts:,} accounts, {case.positions:,} positions, {case.bars:,} bars; "
-          f"impact sigma 0.04, daily_volume {oi:.3g} (the book's open interest), k 1, permanent 0.5, half-life 10")
+          f"impact sigma 0.04, daily_volume {args.volume * oi:.3g} ({args.volume:g} x the book's open interest), k 1, "
+          f"permanent 0.5, half-life 10")
     print(f"machine: {platform.machine()} {platform.system()}, {__import__('os').cpu_count()} cores, "
           f"Python {platform.python_version()}")
     head = f"{'impact':<18}{'wall s':>9}{'kernel s':>10}{'x off':>8}{'liquidations':>14}{'notional':>12}" \

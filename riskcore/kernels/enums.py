@@ -174,6 +174,7 @@ class _BlockAcc(NamedTuple):
     LIQUIDATED_NOTIONAL: int = 4
     ACCOUNTS_LIQUIDATED: int = 5
     OPEN_INTEREST: int = 6
+    OI_ADJUST: int = 7  # the serial phase's closes at the bar's last point, after the block's count
 
 
 class _Ledger(NamedTuple):
@@ -192,7 +193,6 @@ class _Glob(NamedTuple):
     INSURANCE_PAID: int = 4
     ADL_RECOVERED: int = 5
     STEP_SOCIALISED: int = 6
-    OI_ADJUST: int = 7
 
 
 EventKind = _EventKind()

@@ -38,7 +38,6 @@ import math
 import numpy as np
 from numba import njit
 
-from ..impact import MIN_MULTIPLIER
 from .enums import MARGIN_ISOLATED, Intrabar, SlotState
 from .options import NB, NB_INNER
 
@@ -98,12 +97,13 @@ def first_exit_nb(lv, c, u, lo, hi):
 
 
 @njit(**NB)
-def wake_bar_nb(bk, ct, lv, band, a, t, cur, shift):
+def wake_bar_nb(bk, ct, lv, band, a, t, cur, env):
     """The first bar after ``t`` at which account ``a`` may not be quiet (module docstring).
     ``cur``: the prices of bar ``t``'s last point; ``band``: ``[n_contracts, 3]`` scratch;
-    ``shift``: the mark's shifts (``Scratch.imp_shift``).  With a shifted mark the bands
-    (in mark prices) are turned into bands of the path's prices for every multiplier the
-    decaying shift can take until something moves it again (which wakes every account)."""
+    ``env``: per contract, the lowest and highest multiplier of the path's prices the mark
+    may take until every account is woken (``Scratch.imp_env``; 1 and 1 without market
+    impact).  The bands, in mark prices, become bands of the path's prices that hold for
+    every multiplier in ``env``."""
     n_c = band.shape[0]
     for c in range(n_c):
         band[c, 0] = -math.inf
@@ -175,11 +175,9 @@ def wake_bar_nb(bk, ct, lv, band, a, t, cur, shift):
             continue
         lo = band[c, 0]
         hi = band[c, 1]
-        if shift[c, 0] != 0.0 or shift[c, 1] != 0.0:
-            m_now = max(MIN_MULTIPLIER, (1.0 + shift[c, 0]) + shift[c, 1])
-            m_end = max(MIN_MULTIPLIER, 1.0 + shift[c, 0])  # the transient part decays towards 0
-            lo = lo / min(m_now, m_end) * (1.0 + 1e-12)
-            hi = hi / max(m_now, m_end) * (1.0 - 1e-12)
+        if env[c, 0] != 1.0 or env[c, 1] != 1.0:  # rounding: the product path * m must stay inside too
+            lo = lo / env[c, 0] * (1.0 + 1e-12)
+            hi = hi / env[c, 1] * (1.0 - 1e-12)
         wake = min(wake, first_exit_nb(lv, c, t + 1, lo, hi))
     return wake
 

@@ -110,6 +110,7 @@ class Scratch(NamedTuple):
     imp_slip: np.ndarray  # f8 [n_contracts, 2] the impact those fills take
     imp_shift: np.ndarray  # f8 [n_contracts, 2] the mark's permanent and transient shift (impact.multiplier)
     last_px: np.ndarray  # f8 [n_contracts, 2] the prices the last bar run ended at
+    imp_env: np.ndarray  # f8 [n_contracts, 2] the multipliers every sleeping account's bands allow for
 
 
 class Levels(NamedTuple):
@@ -148,7 +149,7 @@ def new_scratch(n_slots: int, n_accounts: int, n_blocks: int, n_steps: int, n_co
                    np.zeros((n_steps, 12)), np.zeros(n_accounts, np.int64), np.zeros(n_blocks, np.int64),
                    np.zeros((n_blocks, n_contracts, 2)), np.zeros((n_blocks, n_contracts, 3)),
                    np.zeros((n_contracts, 2)), np.zeros((n_contracts, 2)), np.zeros((n_contracts, 2)),
-                   np.zeros((n_contracts, 2)))
+                   np.zeros((n_contracts, 2)), np.ones((n_contracts, 2)))
 
 
 def new_levels(ohlc: np.ndarray, intrabar: int, ct: ContractArrays) -> Levels:

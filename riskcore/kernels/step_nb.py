@@ -20,8 +20,10 @@ With market impact (:mod:`riskcore.impact`) the fills of liquidations depend on 
 account's liquidations at the round: phase A only marks them, :func:`flow_nb` sums their
 notional (serially, in account order, as the reference), and :func:`settle_nb` closes
 them in parallel at the impacted prices before phase B.  With feedback, the net flow then
-moves the mark (:func:`move_mark_nb`), every account wakes (its bands were drawn around
-the old mark), and the point runs again at the moved mark: a cascade round.
+moves the mark (:func:`move_mark_nb`) and the point runs again at the moved mark: a
+cascade round.  Sleeping accounts stay asleep while the mark's multiplier stays within
+the range their bands were drawn for (:func:`envelope_nb`); a move beyond it wakes every
+account.
 """
 from __future__ import annotations
 
@@ -155,15 +157,14 @@ def live_quantities_nb(bk, a0, a1, q):
 
 
 @njit(**NB_INNER)
-def block_point_nb(bk, ct, lv, sc, ev, pr, b, row, t, k, gap, do_funding, funding_only, last, rates_t, prev, cur):
+def block_point_nb(bk, ct, lv, sc, ev, pr, b, row, t, k, gap, do_funding, funding_only, band, rates_t, prev, cur):
     """One block of accounts at one point (in account order); returns how many of its
     accounts need the serial phase, listed from ``sc.liq_acct[b * block]`` on.
 
     The busy accounts are first compacted into the same list (in place: the j-th busy
     account is read before the list's entry j can be overwritten).  A block whose
-    accounts all sleep past bar ``t`` is not read at all; at the bar's last point the
-    accounts that were awake get their next wake bar, and the block's open interest
-    comes from its live quantities, recounted only when one of its accounts was awake."""
+    accounts all sleep past bar ``t`` is not read at all; with ``band`` (the bar's last
+    point, no market impact) the block's bar ends here (:func:`end_block_nb`)."""
     n_acc = bk.acc_wallet.size
     a0 = b * pr.block
     a1 = min(a0 + pr.block, n_acc)
@@ -190,25 +191,48 @@ def block_point_nb(bk, ct, lv, sc, ev, pr, b, row, t, k, gap, do_funding, fundin
         if flag != 0:
             sc.liq_acct[a0 + nliq] = a
             nliq += 1
-    if last:
-        if awake:
-            if pr.sleep:
-                first = lv.pt_lo.shape[0]
-                for a in range(a0, a1):
-                    if sc.acc_wake[a] <= t:
-                        sc.acc_wake[a] = wake_bar_nb(bk, ct, lv, sc.blk_band[b], a, t, cur, sc.imp_shift)
-                    first = min(first, sc.acc_wake[a])
-                sc.blk_wake[b] = first
-            live_quantities_nb(bk, a0, a1, sc.blk_q[b])
-        oi = 0.0
-        for c in range(cur.shape[0]):
-            oi += sc.blk_q[b, c, 0] * cur[c, 0] + sc.blk_q[b, c, 1] * cur[c, 1]
-        sc.blk_acc[b, BlockAcc.OPEN_INTEREST] = oi
+    if band:
+        end_block_nb(bk, ct, lv, sc, pr, b, t, cur, awake)
     return nliq
 
 
+@njit(**NB_INNER)
+def end_block_nb(bk, ct, lv, sc, pr, b, t, cur, awake):
+    """The end of bar ``t`` for block ``b``: the accounts that were awake get their next
+    wake bar, and the block's open interest comes from its live quantities, recounted
+    (and the serial phase's adjustments to it dropped) only when the block was awake."""
+    n_acc = bk.acc_wallet.size
+    a0 = b * pr.block
+    a1 = min(a0 + pr.block, n_acc)
+    if awake:
+        if pr.sleep:
+            first = lv.pt_lo.shape[0]
+            for a in range(a0, a1):
+                if sc.acc_wake[a] <= t:
+                    sc.acc_wake[a] = wake_bar_nb(bk, ct, lv, sc.blk_band[b], a, t, cur, sc.imp_env)
+                first = min(first, sc.acc_wake[a])
+            sc.blk_wake[b] = first
+        live_quantities_nb(bk, a0, a1, sc.blk_q[b])
+        sc.blk_acc[b, BlockAcc.OI_ADJUST] = 0.0
+    oi = 0.0
+    for c in range(cur.shape[0]):
+        oi += sc.blk_q[b, c, 0] * cur[c, 0] + sc.blk_q[b, c, 1] * cur[c, 1]
+    sc.blk_acc[b, BlockAcc.OPEN_INTEREST] = oi
+    return 0
+
+
 @njit(**NB_PARALLEL_INNER)
-def phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, do_funding, funding_only, last, rates_t, prev, cur):
+def end_bar_nb(bk, ct, lv, sc, pr, t, cur):
+    """:func:`end_block_nb` for every block (with market impact, after the cascade rounds of
+    the bar's last point: bands drawn earlier would not hold for the next round)."""
+    done = np.zeros(sc.blk_nliq.size, np.int64)
+    n_blocks = done.size
+    for b in prange(n_blocks):
+        done[b] = end_block_nb(bk, ct, lv, sc, pr, np.int64(b), t, cur, sc.blk_wake[b] <= t or not pr.sleep)
+
+
+@njit(**NB_PARALLEL_INNER)
+def phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, do_funding, funding_only, band, rates_t, prev, cur):
     """The parallel phase of one point; see the module docstring.  Each block of accounts is
     one work item; events go to the buffer row of the worker thread that runs it."""
     counts = sc.blk_nliq
@@ -218,7 +242,7 @@ def phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, do_funding, funding_only, last
         # int64(b): a prange index is typed int64 before the loop is outlined and uint64 after,
         # which would compile everything below twice (see options.py)
         counts[b] = block_point_nb(bk, ct, lv, sc, ev, pr, np.int64(b), row, t, k, gap, do_funding, funding_only,
-                                   last, rates_t, prev, cur)
+                                   band, rates_t, prev, cur)
 
 
 @njit(**NB_INNER)
@@ -336,7 +360,7 @@ def close_counterparty_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, o, qty, pric
     refresh_lp_nb(bk, ct, b, o, pr.mm_entry)
     wake_now_nb(sc, pr, b, t, last)
     if last:
-        sc.glob[Glob.OI_ADJUST] -= (q_before - bk.s_qty[o]) * cur[c, view_nb(side)]
+        sc.blk_acc[b // pr.block, BlockAcc.OI_ADJUST] -= (q_before - bk.s_qty[o]) * cur[c, view_nb(side)]
     sc.glob[Glob.REALIZED] += realized
     emit_nb(ev, row, t, k, Stage.BAD_DEBT, 0, b, EventKind.ADL, c, bk.s_leg[o], side, qty, price, realized, 0.0,
             bk.acc_wallet[b], bk.s_wiso[o], Reason.ADL_COUNTERPARTY, 0, 0, 0.0, 0.0, 0.0, 0.0)
@@ -625,6 +649,29 @@ def open_bar_nb(ct, sc):
         sc.imp_shift[c, 1] *= ct.imp_decay[c]
 
 
+ENVELOPE = 0.002  # slack of the multipliers the bands allow for, beyond the mark's current range
+
+
+@njit(**NB_INNER)
+def envelope_nb(sc):
+    """After the mark moved: are every contract's multiplier now and at the end of its decay
+    inside the range the sleeping accounts' bands allow for (``sc.imp_env``: lowest and
+    highest)?  If not, the range becomes theirs widened by :data:`ENVELOPE`, and True is
+    returned: every account must then be looked at again.  (The multiplier moves
+    monotonically from now to the end of the decay, so the two ends are enough.)"""
+    reset = False
+    for c in range(sc.imp_env.shape[0]):
+        m_now = max(MIN_MULTIPLIER, (1.0 + sc.imp_shift[c, 0]) + sc.imp_shift[c, 1])
+        m_end = max(MIN_MULTIPLIER, 1.0 + sc.imp_shift[c, 0])
+        lo = min(m_now, m_end)
+        hi = max(m_now, m_end)
+        if lo < sc.imp_env[c, 0] or hi > sc.imp_env[c, 1]:
+            sc.imp_env[c, 0] = lo / (1.0 + ENVELOPE)
+            sc.imp_env[c, 1] = hi * (1.0 + ENVELOPE)
+            reset = True
+    return reset
+
+
 @njit(**NB_INNER)
 def wake_everyone_nb(sc, t):
     """Every account looked at from bar ``t`` on (the mark moved under its bands)."""
@@ -634,30 +681,6 @@ def wake_everyone_nb(sc, t):
     for b in range(sc.blk_wake.size):
         if sc.blk_wake[b] > t:
             sc.blk_wake[b] = t
-
-
-@njit(**NB_INNER)
-def block_oi_nb(bk, sc, pr, cur, b):
-    """Block ``b``'s live quantities and open interest at ``cur``."""
-    n_acc = bk.acc_wallet.size
-    a0 = b * pr.block
-    live_quantities_nb(bk, a0, min(a0 + pr.block, n_acc), sc.blk_q[b])
-    oi = 0.0
-    for c in range(cur.shape[0]):
-        oi += sc.blk_q[b, c, 0] * cur[c, 0] + sc.blk_q[b, c, 1] * cur[c, 1]
-    sc.blk_acc[b, BlockAcc.OPEN_INTEREST] = oi
-    return 0
-
-
-@njit(**NB_PARALLEL_INNER)
-def recount_oi_nb(bk, sc, pr, cur):
-    """The open interest of every block at ``cur`` (after cascade rounds at a bar's last
-    point: the serial phase's adjustments are in the recount)."""
-    done = np.zeros(sc.blk_nliq.size, np.int64)
-    n_blocks = done.size
-    for b in prange(n_blocks):
-        done[b] = block_oi_nb(bk, sc, pr, cur, np.int64(b))
-    sc.glob[Glob.OI_ADJUST] = 0.0
 
 
 @njit(**NB_INNER)
@@ -687,7 +710,7 @@ def end_step_nb(sc, t):
     s[t, 8] = acc[BlockAcc.TOPUPS]
     s[t, 9] = acc[BlockAcc.TOPUP_AMOUNT]
     s[t, 10] = acc[BlockAcc.FUNDING_PAID]
-    s[t, 11] = acc[BlockAcc.OPEN_INTEREST] + g[Glob.OI_ADJUST]
+    s[t, 11] = acc[BlockAcc.OPEN_INTEREST] + acc[BlockAcc.OI_ADJUST]
 
 
 @njit(**NB_INNER)
@@ -749,18 +772,19 @@ def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, t_start, t_end, resume):
             gap = k == 0 and (t == 0 or pr.intrabar != Intrabar.CLOSE)
             last = k == n_points - 1
             funding = k == 0 and due
-            moved_last = False
+            band = last and not pr.impact  # with impact, the bar ends after the rounds (end_bar_nb)
             r = 0
             while True:  # cascade rounds (one unless liquidations move the mark)
                 ev.round[0] = r
-                phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, funding, np.bool_(False), last, mk.rates[t], prev,
+                phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, funding, np.bool_(False), band, mk.rates[t], prev,
                            cur)
                 moved = False
                 if sc.blk_nliq.sum() > 0:
                     if pr.impact:
                         flow_nb(bk, ct, sc, pr)
                         settle_nb(bk, ct, sc, ev, pr, t, k)
-                    phase_b_nb(bk, ct, sc, ev, pr, t, k, last, cur)
+                    # with impact more rounds may follow: what it touches is looked at again now
+                    phase_b_nb(bk, ct, sc, ev, pr, t, k, band, cur)
                     if pr.impact:
                         moved = move_mark_nb(ct, sc)
                 if not moved:
@@ -769,14 +793,14 @@ def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, t_start, t_end, resume):
                 effective_nb(sc.imp_shift, base, cur)
                 gap = False
                 funding = False
-                wake_everyone_nb(sc, t)
-                moved_last = last
+                if envelope_nb(sc):  # out of what the sleeping accounts' bands allow for
+                    wake_everyone_nb(sc, t)
                 if r + 1 >= pr.rounds:  # the bound: the next point looks at the moved mark
                     break
                 r += 1
             ev.round[0] = 0
-            if moved_last:
-                recount_oi_nb(bk, sc, pr, cur)
+            if last and pr.impact:
+                end_bar_nb(bk, ct, lv, sc, pr, t, cur)
             prev[:, :] = cur
         end_step_nb(sc, t)
     sc.last_px[:, :] = prev
