@@ -354,7 +354,14 @@ def adl_price_nb(bk, b, o, bp):
 def pro_rata_fraction_nb(bk, cands, side, x, bp, qty, left):
     """``ReferenceEngine.pro_rata_fraction``: the share of its quantity every eligible
     candidate (one that gives something at its ADL price) gives up,
-    ``min(1, qty / units, left / money)``; 0 when none is eligible."""
+    ``min(1, qty / units, left / money)``; 0 when none is eligible (docs/simulation.md,
+    "ADL policies").
+
+    ``cands``: i8 [n] candidate slots (the ranking of the opposite side, canonical order
+    under pro rata); ``side`` the bankrupt position's side (+1/-1), ``x`` its liquidation
+    fill and ``bp`` its bankruptcy price (USDT per base unit), ``qty`` its size (base
+    units), ``left`` the money still to recover (USDT).  Reads only; slots no longer live
+    are skipped.  Sums in slot order, as the reference sums in ranking order."""
     units = 0.0
     money = 0.0
     for j in range(cands.size):
