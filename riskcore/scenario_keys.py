@@ -77,6 +77,10 @@ KEY_DOCS = {
     "market.impact": ("true", "false: ignore every contract's impact model (a variant without impact)"),
     "market.feedback": ("each model's own", "whether liquidations move the mark, for every impact model"),
     "market.cascade_rounds": ("20", "at most this many cascade rounds per point"),
+    "market.adl_policy": ("\"binance\"", "who is auto-deleveraged when the fund runs short: ranked by Binance's "
+                                         "score, by leverage, by unrealised profit, in a seeded random order, or "
+                                         "pro rata (docs/simulation.md, \"ADL policies\")"),
+    "market.adl_seed": ("0", "the seed of the `random` ADL policy"),
     "market.mmr_factor": ("1", "every maintenance rate of every bracket table times this (stress test)"),
     "market.max_leverage_cap": (NONE, "no bracket allows more leverage than this"),
     "market.contracts": (REQUIRED, "one `[market.contracts.SYMBOL]` table per contract"),

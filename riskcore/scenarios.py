@@ -34,6 +34,8 @@ from ._paths import data_dir
 from .brackets import Brackets
 from .checks import LIMIT
 from .errors import RiskcoreError
+from .adl import MAX_SEED as ADL_MAX_SEED
+from .adl import POLICIES as ADL_POLICIES
 from .impact import DEFAULT_ROUNDS
 from .output import OutputFolderError, OutputTarget  # noqa: F401 (OutputFolderError: part of this API)
 
@@ -60,7 +62,8 @@ POPULATION_KEYS = {
 }
 MARKET_KEYS = {"liquidation_fee_rate": NUMBER, "insurance_fund": NUMBER, "liquidation_slippage": NUMBER,
                "mmr_factor": NUMBER, "max_leverage_cap": NUMBER, "contracts": "contracts",
-               "impact": BOOL, "feedback": BOOL, "cascade_rounds": INTEGER}
+               "impact": BOOL, "feedback": BOOL, "cascade_rounds": INTEGER, "adl_policy": STRING,
+               "adl_seed": INTEGER}
 CONTRACT_KEYS = {"brackets": "brackets", "maker_fee": NUMBER, "taker_fee": NUMBER, "start_price": NUMBER,
                  "impact": "impact"}
 #: a contract's market-impact model (riskcore.impact.Impact; docs/cascades.md)
@@ -89,7 +92,7 @@ TOP_KEYS = {"name": STRING, "description": STRING, "seed": INTEGER, "market": "m
 PATH_GRID_KEYS = {"path.seed"}
 GRID_KEYS = {"market.mmr_factor", "market.max_leverage_cap", "market.liquidation_fee_rate",
              "market.insurance_fund", "market.liquidation_slippage", "market.impact", "market.feedback",
-             "market.cascade_rounds", "engine.intrabar", "engine.mm_basis",
+             "market.cascade_rounds", "market.adl_policy", "market.adl_seed", "engine.intrabar", "engine.mm_basis",
              *(f"population.{k}" for k in POPULATION_KEYS if k not in ("accounts", "file", "seed")),
              *PATH_GRID_KEYS}
 #: At most this many seeds in ``"path.seed" = {from = N, count = M}`` (each is a path and a run per variant).
@@ -112,9 +115,11 @@ RANGES = {
     "block": (lambda v: v >= 1, "a number of bars >= 1"),
     "accounts": (lambda v: v >= 0, "a number of accounts >= 0"),
     "cascade_rounds": (lambda v: 1 <= v <= 1000, "a number of rounds from 1 to 1000"),
+    "adl_seed": (lambda v: 0 <= v <= ADL_MAX_SEED, "a whole number from 0 to 2**63 - 1"),
 }
 CHOICES = {"kind": ("gbm", "file", "bootstrap"), "gaps": ("refuse", "fill", "report"),
-           "intrabar": ("close", "ohlc", "worst"), "mm_basis": ("mark", "entry"), "engine": ("numba", "reference")}
+           "intrabar": ("close", "ohlc", "worst"), "mm_basis": ("mark", "entry"), "engine": ("numba", "reference"),
+           "adl_policy": ADL_POLICIES}
 
 
 def _fail(where: str, key: str, why: str):
@@ -809,6 +814,9 @@ def _simulate(scenario: Scenario, cfg: dict, table, paths: dict, funding, tick, 
     impact = impact_models(cfg)
     if impact:
         extra.update(impact=impact, cascade_rounds=market.get("cascade_rounds", DEFAULT_ROUNDS))
+    for key in ("adl_policy", "adl_seed"):
+        if key in market:
+            extra[key] = market[key]
     return simulate(table, paths, liquidation_fee_rate=market["liquidation_fee_rate"],
                     insurance_fund=market.get("insurance_fund", 0.0),
                     liquidation_slippage=market.get("liquidation_slippage", 0.0), funding=funding,

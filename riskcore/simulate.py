@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from . import adl
 from .impact import DEFAULT_ROUNDS, ImpactError
 from .impact import parse as _parse_impact
 from .inputs import INTRABAR_MODELS, InputError, PricePaths, funding_by_step, schedule_tape
@@ -25,7 +26,8 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
              liquidation_slippage: float = 0.0, funding=None, tape=None, intrabar: str = "ohlc",
              mm_basis: str = "mark", engine: str = "numba", progress=None, event_capacity: int | None = None,
              on_overflow: str = "grow", checkpoint=None, checkpoint_every: float = 60.0, impact=None,
-             cascade_rounds: int = DEFAULT_ROUNDS) -> Result:
+             cascade_rounds: int = DEFAULT_ROUNDS, adl_policy: str = adl.DEFAULT_POLICY,
+             adl_seed: int = 0) -> Result:
     """Run the book through the price paths and return what happened.
 
     Parameters
@@ -86,6 +88,14 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
     cascade_rounds : int
         At most this many rounds per point (default 20); then the next point looks at the
         moved mark.
+    adl_policy : "binance" | "leverage" | "pnl" | "random" | "pro-rata"
+        Who is auto-deleveraged when the insurance fund cannot pay a deficit
+        (:mod:`riskcore.adl`, ``docs/simulation.md`` "ADL policies"): opposite positions ranked
+        by Binance's score (the default), by effective leverage, by unrealised profit, in a
+        seeded random order, or all of them pro rata to their quantity.  The same bounds hold
+        under every policy: no counterparty realises a loss or is pushed to its maintenance margin.
+    adl_seed : int
+        The random policy's seed (0 to 2**63 - 1): the same seed gives the same order.
     """
     from .book import Book
 
@@ -109,6 +119,8 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
     if not (isinstance(insurance_fund, (int, float)) and not isinstance(insurance_fund, bool)
             and math.isfinite(insurance_fund) and 0 <= insurance_fund <= 1e15):
         raise InputError(f"insurance_fund must be a number from 0 to 1e15, not {insurance_fund!r}")
+    adl.policy_code(adl_policy)
+    adl.check_seed(adl_seed)
     paths = PricePaths.from_frames(paths)
     impact = impact_specs(impact, paths.contracts)
     if isinstance(cascade_rounds, bool) or not isinstance(cascade_rounds, int) or not 1 <= cascade_rounds <= 1000:
@@ -157,16 +169,18 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
                          insurance_fund=float(insurance_fund), liquidation_slippage=float(liquidation_slippage),
                          intrabar=intrabar, mm_basis=mm_basis, event_capacity=event_capacity,
                          on_overflow=on_overflow, progress=progress, checkpoint=checkpoint,
-                         checkpoint_every=float(checkpoint_every), impact=impact, cascade_rounds=cascade_rounds)
+                         checkpoint_every=float(checkpoint_every), impact=impact, cascade_rounds=cascade_rounds,
+                         adl_policy=adl_policy, adl_seed=adl_seed)
     from .reference import ReferenceEngine
 
     run = ReferenceEngine(book.copy() if isinstance(book, Book) else Book.from_table(table), paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),
                           insurance_fund=float(insurance_fund), liquidation_slippage=float(liquidation_slippage),
-                          intrabar=intrabar, mm_basis=mm_basis, impact=impact, cascade_rounds=cascade_rounds)
+                          intrabar=intrabar, mm_basis=mm_basis, impact=impact, cascade_rounds=cascade_rounds,
+                          adl_policy=adl_policy, adl_seed=adl_seed)
     result = run.run(progress)
     result.params = {"liquidation_fee_rate": liquidation_fee_rate, "insurance_fund": insurance_fund,
                      "liquidation_slippage": liquidation_slippage, "intrabar": intrabar, "mm_basis": mm_basis,
                      "engine": engine, "n_steps": paths.n_steps, "contracts": list(paths.contracts),
                      "market_impact": {symbol: dataclasses.asdict(spec) for symbol, spec in impact.items()},
-                     "cascade_rounds": cascade_rounds}
+                     "cascade_rounds": cascade_rounds, "adl_policy": adl_policy, "adl_seed": adl_seed}
     return result

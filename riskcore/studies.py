@@ -1,4 +1,4 @@
-"""Studies built on runs: how large must the insurance fund be?
+"""Studies built on runs: how large must the insurance fund be, and who pays when it is not?
 
 Without price feedback (liquidations do not move the price), what happens to each account
 does not depend on the insurance fund: the fund only receives liquidation fees and pays
@@ -21,9 +21,14 @@ exceeds ``F``: a whole fund-sizing curve from one run per path
 (:func:`fund_needed`, :func:`adl_curve`).  What ADL then recovers and what is socialised
 depends on the run after that point and is not given here (run the engine with that
 fund to see it).
+
+:func:`adl_outcomes` reads a run's ADL events: who was deleveraged, by how much, what it
+covered and how concentrated it was, to compare ADL policies (``adl_policy`` of
+:func:`riskcore.simulate`).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -31,7 +36,7 @@ import pandas as pd
 
 from .result import Result
 
-__all__ = ["AMPLE_FUND", "fund_flows", "fund_needed", "adl_curve"]
+__all__ = ["AMPLE_FUND", "fund_flows", "fund_needed", "adl_curve", "adl_outcomes"]
 
 #: A starting fund no run here exhausts (the largest amount riskcore accepts).
 AMPLE_FUND = 1e15
@@ -127,3 +132,109 @@ def adl_curve(needed, sizes) -> pd.DataFrame:
     return pd.DataFrame({"insurance_fund": sizes, "runs": runs.size, "runs_with_adl": with_adl,
                          "p_adl": with_adl / runs.size})
 
+
+
+def _runs(results) -> dict:
+    if isinstance(results, Result):
+        return {0: results}
+    if isinstance(results, Mapping):
+        return dict(results)
+    return dict(enumerate(results))
+
+
+ADL_OUTCOME_COLUMNS = ["positions_hit", "accounts_hit", "adl_qty", "adl_notional", "deficits", "insurance_paid",
+                       "shortfall", "recovered", "socialised", "haircut_share", "counterparty_pnl",
+                       "overshoot_qty", "overshoot_notional", "top1_share", "top10_share", "herfindahl"]
+
+
+def adl_outcomes(results: Result | Mapping[str, Result] | Iterable[Result]) -> pd.DataFrame:
+    """Who was auto-deleveraged in each run, by how much, and what it covered.
+
+    One row per run (``results`` as in :func:`fund_needed`), from the run's ``bad_debt``
+    and ``adl`` events (reason codes ``adl_counterparty``: a position closed by ADL, and
+    ``adl_bankrupt``: what the bankrupt position recovered) and the fund's payments
+    (``steps["insurance_paid"]``; the events carry them only as text):
+
+    * ``positions_hit``, ``accounts_hit``: counterparty positions (account, contract, leg)
+      and accounts closed wholly or partly by ADL;
+    * ``adl_qty``, ``adl_notional``: what they closed, in base units and in notional at the
+      ADL prices;
+    * ``deficits`` (all bad debt), ``insurance_paid``, ``shortfall`` (deficits the fund did
+      not pay), ``recovered`` (by ADL), ``socialised`` (``shortfall - recovered``);
+    * the haircut: ``recovered`` is also the money the counterparties gave up against the
+      bankrupt positions' liquidation fills (each unit closes at the ADL price instead of
+      the fill: the bankrupt side gains exactly what the counterparty gives up), and
+      ``haircut_share = recovered / shortfall`` (NaN without a shortfall) the share of the
+      shortfall it covered; ``counterparty_pnl`` the profit the counterparties still
+      realised at the ADL prices (never negative, MARGIN_RULES.md section 6);
+    * ``overshoot_qty``, ``overshoot_notional``: quantity (and its notional at the match's
+      average price) closed beyond what the money recovered needed.  For each bankrupt
+      position's match, the fill is ``x = price - side * amount / qty`` of its
+      ``adl_bankrupt`` event; the counterparties closed just before that event recover
+      ``side * (price_i - x)`` per unit; the quantity needed is ``recovered / best``, the
+      best of those (the bankruptcy price, unless every one of them was held at its entry
+      price); what was matched beyond it is overshoot;
+    * concentration of ``adl_notional`` over the accounts hit: ``top1_share`` and
+      ``top10_share``, the share borne by the top 1% and 10% of them (at least one
+      account), and ``herfindahl``, the sum of the squared shares (1: one account bore all).
+      NaN without ADL.
+    """
+    rows = {}
+    for name, result in _runs(results).items():
+        if not isinstance(result, Result):
+            raise TypeError(f"result must be a riskcore.Result, not {type(result).__name__}")
+        rows[name] = _adl_outcome(result)
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=ADL_OUTCOME_COLUMNS)
+    frame.index.name = "run"
+    return frame.astype({"positions_hit": "int64", "accounts_hit": "int64"})
+
+
+def _adl_outcome(result: Result) -> dict:
+    ev = result.events
+    kind = ev["kind"].astype(object)
+    code = ev["reason_code"].astype(object)
+    deficits = float(ev.loc[(kind == "bad_debt").to_numpy(), "amount"].sum())
+    paid = float(result.steps["insurance_paid"].sum())
+    adl = ev.loc[(kind == "adl").to_numpy()]
+    bankrupt = (code.loc[adl.index] == "adl_bankrupt").to_numpy()
+    cp = adl.loc[~bankrupt]
+    bk = adl.loc[bankrupt]
+    recovered = float(bk["amount"].sum())
+    notional = cp["qty"] * cp["price"]
+    out = {"positions_hit": int(len(cp[["account", "contract", "leg"]].drop_duplicates())),
+           "accounts_hit": int(cp["account"].nunique()), "adl_qty": float(cp["qty"].sum()),
+           "adl_notional": float(notional.sum()), "deficits": deficits, "insurance_paid": paid,
+           "shortfall": deficits - paid, "recovered": recovered, "socialised": deficits - paid - recovered,
+           "haircut_share": recovered / (deficits - paid) if deficits - paid > 0 else np.nan,
+           "counterparty_pnl": float(cp["amount"].sum())}
+    out.update(_overshoot(adl, bankrupt))
+    out.update(_concentration(notional.groupby(cp["account"].to_numpy()).sum().to_numpy()))
+    return out
+
+
+def _overshoot(adl: pd.DataFrame, bankrupt: np.ndarray) -> dict:
+    if not bankrupt.any():
+        return {"overshoot_qty": 0.0, "overshoot_notional": 0.0}
+    match = np.cumsum(bankrupt) - bankrupt  # each counterparty close belongs to the next bankrupt event
+    side = adl["side"].to_numpy(np.float64)
+    qty = adl["qty"].to_numpy(np.float64)
+    price = adl["price"].to_numpy(np.float64)
+    amount = adl["amount"].to_numpy(np.float64)
+    fill = (price - side * amount / qty)[bankrupt]  # the bankrupt position's liquidation fill, per match
+    m = match[~bankrupt]
+    per_unit = side[bankrupt][m] * (price[~bankrupt] - fill[m])
+    best = pd.Series(per_unit).groupby(m).max().reindex(range(int(bankrupt.sum()))).to_numpy()
+    needed = amount[bankrupt] / best
+    over = np.maximum(0.0, qty[bankrupt] - needed)
+    return {"overshoot_qty": float(over.sum()), "overshoot_notional": float((over * price[bankrupt]).sum())}
+
+
+def _concentration(per_account: np.ndarray) -> dict:
+    total = float(per_account.sum())
+    if per_account.size == 0 or not total > 0:
+        return {"top1_share": np.nan, "top10_share": np.nan, "herfindahl": np.nan}
+    shares = np.sort(per_account)[::-1] / total
+    n = shares.size
+    return {"top1_share": float(shares[:max(1, math.ceil(0.01 * n))].sum()),
+            "top10_share": float(shares[:max(1, math.ceil(0.10 * n))].sum()),
+            "herfindahl": float((shares ** 2).sum())}

@@ -19,6 +19,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from ..adl import DEFAULT_POLICY, check_seed, policy_code
 from ..errors import RiskcoreError
 from ..impact import DEFAULT_ROUNDS, multiplier
 from ..inputs import PricePaths, bar_points
@@ -251,7 +252,7 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
               mm_basis: str = "mark", block: int = DEFAULT_BLOCK, event_capacity: int | None = None,
               on_overflow: str = "grow", progress=None, sleep: bool = True, checkpoint=None,
               checkpoint_every: float = 60.0, impact: dict | None = None,
-              cascade_rounds: int = DEFAULT_ROUNDS) -> Result:
+              cascade_rounds: int = DEFAULT_ROUNDS, adl_policy: str = DEFAULT_POLICY, adl_seed: int = 0) -> Result:
     """Simulate on the numba kernels; the same :class:`Result` as the reference engine.
 
     Parameters are :func:`riskcore.simulate`'s after validation: ``paths`` a
@@ -268,7 +269,9 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
     saved there at bar boundaries, at most every ``checkpoint_every`` seconds, and a run
     of the same inputs resumes from it (:mod:`riskcore.kernels.checkpoint`); the file is
     removed when the run finishes.  ``impact``: ``{symbol: Impact}`` (:mod:`riskcore.impact`),
-    ``cascade_rounds`` the bound on cascade rounds per point.
+    ``cascade_rounds`` the bound on cascade rounds per point.  ``adl_policy`` and
+    ``adl_seed``: who is auto-deleveraged (:mod:`riskcore.adl`); a bad name raises
+    :class:`~riskcore.inputs.InputError`.
     """
     book = book if isinstance(book, BookTable) else book.to_table()
     malloc.release()  # memory freed before the run (building the book, say) goes back to the system
@@ -284,7 +287,8 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
     impact = dict(impact or {})
     params = Params(INTRABAR_CODES[intrabar], mm_basis == "entry", float(liquidation_fee_rate),
                     float(liquidation_slippage), int(block), bool(sleep),
-                    any(spec.coef > 0.0 for spec in impact.values()), int(cascade_rounds))
+                    any(spec.coef > 0.0 for spec in impact.values()), int(cascade_rounds), policy_code(adl_policy),
+                    check_seed(adl_seed))
     money_start = money_of(book, float(insurance_fund))
     capacity = event_capacity
     shown = [0]
@@ -313,6 +317,8 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
     result = _result(run, paths, money_start, params, intrabar, mm_basis, insurance_fund)
     result.params["market_impact"] = {symbol: dataclasses.asdict(spec) for symbol, spec in impact.items()}
     result.params["cascade_rounds"] = int(cascade_rounds)
+    result.params["adl_policy"] = adl_policy
+    result.params["adl_seed"] = adl_seed
     result.timings["resumed_from_bar"] = resumed
     if checkpoint is not None:
         checkpoints.remove(checkpoint)

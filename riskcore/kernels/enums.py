@@ -135,6 +135,15 @@ class _Intrabar(NamedTuple):
     WORST: int = 2
 
 
+class _AdlPolicy(NamedTuple):
+    """Who is auto-deleveraged: the index of the name in ``riskcore.adl.POLICIES``."""
+    BINANCE: int = 0
+    LEVERAGE: int = 1
+    PNL: int = 2
+    RANDOM: int = 3
+    PRO_RATA: int = 4
+
+
 class _EvI(NamedTuple):  # integer columns of an event record
     T: int = 0
     K: int = 1
@@ -204,6 +213,7 @@ Action = _Action()
 TapeRefusal = _TapeRefusal()
 AccountFlag = _AccountFlag()
 Intrabar = _Intrabar()
+AdlPolicy = _AdlPolicy()
 EvI = _EvI()
 EvF = _EvF()
 BlockAcc = _BlockAcc()

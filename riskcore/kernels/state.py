@@ -86,6 +86,8 @@ class Params(NamedTuple):
     sleep: bool = True  # skip accounts sure to be quiet until their wake bar (sleep_nb.py)
     impact: bool = False  # some contract has market impact: liquidations settle after each round's flow
     rounds: int = 20  # cascade rounds per point at most
+    adl_policy: int = 0  # AdlPolicy code: the index of the name in riskcore.adl.POLICIES
+    adl_seed: int = 0  # the random ADL policy's seed
 
 
 class Scratch(NamedTuple):

@@ -34,9 +34,10 @@ import numpy as np
 from numba import njit, prange
 
 from ..impact import MAX_IMPACT, MIN_MULTIPLIER
+from .adl_nb import adl_key_nb
 from .account_nb import account_point_nb, cross_excess_nb, emit_nb, funding_nb, liquidate_nb, refresh_lp_nb, view_nb
-from .enums import (MARGIN_CROSS, MARGIN_ISOLATED, AccountFlag, BlockAcc, EventKind, Glob, Intrabar, Reason,
-                    SlotState, Stage)
+from .enums import (MARGIN_CROSS, MARGIN_ISOLATED, AccountFlag, AdlPolicy, BlockAcc, EventKind, Glob, Intrabar,
+                    Reason, SlotState, Stage)
 from .options import NB, NB_INNER, NB_PARALLEL_INNER
 from .sleep_nb import wake_bar_nb
 
@@ -246,7 +247,7 @@ def phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, do_funding, funding_only, band
 
 
 @njit(**NB_INNER)
-def block_scores_nb(bk, sc, pr, cur, b):
+def block_scores_nb(bk, sc, pr, cur, b, t, k):
     """ADL sort keys of one block of accounts (see :func:`adl_scores_nb`)."""
     n_acc = bk.acc_wallet.size
     for a in range(b * pr.block, min(b * pr.block + pr.block, n_acc)):
@@ -278,26 +279,21 @@ def block_scores_nb(bk, sc, pr, cur, b):
                 lev = bk.set_lev_short[a, c] if bk.s_leg[p] == 2 else bk.set_lev_long[a, c]
                 margin = notional / lev
                 equity = bk.acc_wallet[a] + upnl_x
-            if equity <= 0.0 or margin <= 0.0:
-                score = -math.inf
-            else:
-                pnl_pct = upnl / margin
-                eff_lev = notional / equity
-                score = pnl_pct * eff_lev if pnl_pct > 0 else pnl_pct / eff_lev
-            sc.s_lfee[p] = -score
+            sc.s_lfee[p] = adl_key_nb(pr.adl_policy, pr.adl_seed, t, k, a, c, np.int64(bk.s_leg[p]), upnl,
+                                      notional, margin, equity)
     return 0
 
 
 @njit(**NB_PARALLEL_INNER)
-def adl_scores_nb(bk, sc, pr, cur):
-    """Binance's ADL score of every live position outside the deficit accounts, stored as the
-    sort key ``-score`` in ``sc.s_lfee`` (NaN: not a candidate).  PnL% x effective leverage
-    in profit, PnL% / effective leverage otherwise, -inf when equity or margin is <= 0
-    (``ReferenceEngine.adl_ranking``)."""
+def adl_scores_nb(bk, sc, pr, cur, t, k):
+    """The ADL sort key of every live position outside the deficit accounts under the run's
+    policy (:func:`riskcore.kernels.adl_nb.adl_key_nb`; for Binance's, ``-score``), in
+    ``sc.s_lfee`` (NaN: not a candidate); ``ReferenceEngine.adl_ranking``.  ``t``, ``k``:
+    the point (the random policy's key depends on it)."""
     done = np.zeros(sc.blk_nliq.size, np.int64)
     n_blocks = done.size
     for b in prange(n_blocks):
-        done[b] = block_scores_nb(bk, sc, pr, cur, np.int64(b))
+        done[b] = block_scores_nb(bk, sc, pr, cur, np.int64(b), t, k)
 
 
 @njit(**NB_INNER)
@@ -379,6 +375,33 @@ def adl_price_nb(bk, b, o, bp):
 
 
 @njit(**NB_INNER)
+def pro_rata_fraction_nb(bk, cands, side, x, bp, qty, left):
+    """``ReferenceEngine.pro_rata_fraction``: the share of its quantity every eligible
+    candidate (one that gives something at its ADL price) gives up,
+    ``min(1, qty / units, left / money)``; 0 when none is eligible (docs/simulation.md,
+    "ADL policies").
+
+    ``cands``: i8 [n] candidate slots (the ranking of the opposite side, canonical order
+    under pro rata); ``side`` the bankrupt position's side (+1/-1), ``x`` its liquidation
+    fill and ``bp`` its bankruptcy price (USDT per base unit), ``qty`` its size (base
+    units), ``left`` the money still to recover (USDT).  Reads only; slots no longer live
+    are skipped.  Sums in slot order, as the reference sums in ranking order."""
+    units = 0.0
+    money = 0.0
+    for j in range(cands.size):
+        o = cands[j]
+        if bk.s_state[o] != SlotState.LIVE or bk.s_qty[o] <= 0.0:
+            continue
+        per_unit = side * (adl_price_nb(bk, owner_nb(bk, o), o, bp) - x)
+        if per_unit > 0.0:
+            units += bk.s_qty[o]
+            money += bk.s_qty[o] * per_unit
+    if not money > 0.0:
+        return 0.0
+    return min(1.0, qty / units, left / money)
+
+
+@njit(**NB_INNER)
 def deleverage_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, a, slot, deficit, shortfall, cache, built):
     """``ReferenceEngine.deleverage``: the deficit is attributed to the scope's positions by their
     losses at the fill (by notional when none lost); each recovers its share from the ranked
@@ -427,6 +450,9 @@ def deleverage_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, a, slot, deficit, sh
             cache[key] = ranking_nb(bk, sc, c, -side)
             built[key] = True
         cands = cache[key]
+        fraction = 1.0
+        if pr.adl_policy == AdlPolicy.PRO_RATA:
+            fraction = pro_rata_fraction_nb(bk, cands, side, x, bp, qty, left)
         for j in range(cands.size):
             if left <= 0.0 or matched >= qty:
                 break
@@ -438,7 +464,7 @@ def deleverage_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, a, slot, deficit, sh
             per_unit = side * (px - x)
             if not per_unit > 0.0:
                 continue
-            q = min(bk.s_qty[o], qty - matched)
+            q = min(fraction * bk.s_qty[o], qty - matched)
             if bk.set_mode[b, c] != MARGIN_ISOLATED:
                 oside = np.int64(bk.s_side[o])
                 cost = oside * (cur[c, view_nb(oside)] - px)
@@ -544,7 +570,7 @@ def phase_b_nb(bk, ct, sc, ev, pr, t, k, last, cur):
             has_closes = slot >= 0 or (sc.acc_flag[a] & AccountFlag.CROSS_LIQ) != 0
             if shortfall > 0.0 and has_closes:
                 if not ranked:
-                    adl_scores_nb(bk, sc, pr, cur)
+                    adl_scores_nb(bk, sc, pr, cur, t, k)
                     ranked = True
                 recovered = deleverage_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, a, slot, deficit, shortfall,
                                           cache, built)

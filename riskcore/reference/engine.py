@@ -18,8 +18,9 @@ A run steps every bar of the price paths through its intrabar points
    impact (:mod:`riskcore.impact`), by the impact of the point's liquidation flow on
    their side; fee to the fund;
 7. bad debt: the insurance fund pays every deficit of the point pro rata;
-8. what it cannot pay is auto-deleveraged against ranked opposite positions at the
-   bankrupt position's bankruptcy price; anything left is socialised loss.
+8. what it cannot pay is auto-deleveraged against opposite positions at the bankrupt
+   position's bankruptcy price, in the order of the run's ADL policy (or pro rata,
+   :mod:`riskcore.adl`); anything left is socialised loss.
 
 With feedback on, the point's net liquidation flow then moves the mark, and stages 3 to
 8 run again at the moved price (a cascade round), until a round liquidates nothing or
@@ -36,6 +37,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from .. import adl as adlp
 from .. import impact as im
 from .. import margin as fm
 from ..book import Account, Book, Position
@@ -65,7 +67,8 @@ class ReferenceEngine:
     def __init__(self, book: Book, paths: PricePaths, funding: np.ndarray, tape: list[ScheduledAction], *,
                  liquidation_fee_rate: float, insurance_fund: float, liquidation_slippage: float,
                  intrabar: str, mm_basis: str, impact: dict | None = None,
-                 cascade_rounds: int = im.DEFAULT_ROUNDS):
+                 cascade_rounds: int = im.DEFAULT_ROUNDS, adl_policy: str = adlp.DEFAULT_POLICY,
+                 adl_seed: int = 0):
         self.book = book
         self.paths = paths
         self.funding = funding
@@ -78,6 +81,8 @@ class ReferenceEngine:
         self.cidx = {symbol: c for c, symbol in enumerate(paths.contracts)}
         self.impact = im.arrays(impact or {}, paths.contracts)
         self.rounds = cascade_rounds
+        self.adl_policy = adl_policy
+        self.adl_seed = adl_seed
         self.perm = [0.0] * len(self.cidx)  # the mark's permanent shift per contract
         self.trans = [0.0] * len(self.cidx)  # ... and its transient shift
         self.slip = [[0.0, 0.0] for _ in self.cidx]  # impact per (contract, view) at this round
@@ -587,11 +592,11 @@ class ReferenceEngine:
                 acct.wallet = 0.0
 
     def adl_ranking(self, cur: np.ndarray, exclude: set) -> dict:
-        """Opposite-side candidates per (contract, side), best first, by Binance's ADL score:
-        PnL% x effective leverage when in profit, PnL% / effective leverage otherwise."""
+        """Opposite-side candidates per (contract, side), first to be closed first: sorted by
+        :meth:`adl_key` (smallest first), ties in the canonical order of accounts and positions."""
         ranking: dict = {}
-        order = 0  # ties keep the canonical order of accounts and positions
-        for acct in self.accounts():
+        order = 0
+        for a, acct in enumerate(self.accounts()):
             if acct.account_id in exclude:
                 continue
             upnl_x, _, _ = self.cross_state(acct, cur)
@@ -604,14 +609,38 @@ class ReferenceEngine:
                 else:
                     margin = notional / self.settings(pos).leverage(pos.leg, pos.side)
                     equity = acct.wallet + upnl_x
-                if equity <= 0.0 or margin <= 0.0:
-                    score = -math.inf
-                else:
-                    pnl_pct, eff_lev = upnl / margin, notional / equity
-                    score = pnl_pct * eff_lev if pnl_pct > 0 else pnl_pct / eff_lev
-                ranking.setdefault((pos.contract, pos.side), []).append((-score, order, pos))
+                key = self.adl_key(a, pos, upnl, notional, margin, equity)
+                ranking.setdefault((pos.contract, pos.side), []).append((key, order, pos))
                 order += 1
         return {key: [p for *_, p in sorted(items, key=lambda x: (x[0], x[1]))] for key, items in ranking.items()}
+
+    def adl_key(self, a: int, pos: Position, upnl: float, notional: float, margin: float, equity: float) -> float:
+        """The sort key of a candidate under the run's ADL policy (smallest goes first):
+
+        * binance: ``-score``, the score PnL% x effective leverage in profit and PnL% /
+          effective leverage otherwise (PnL% = uPnL / margin, effective leverage =
+          notional / equity); -inf, last, without equity or margin;
+        * leverage: ``-notional / equity``; last without equity;
+        * pnl: ``-uPnL``;
+        * random: :func:`riskcore.adl.random_key` of (seed, step, point, ``a`` the account's
+          index in sorted-id order, contract index, leg);
+        * pro-rata: 0 for all (the canonical order; :meth:`deleverage` closes a fraction of each).
+        """
+        policy = self.adl_policy
+        if policy == "binance":
+            if equity <= 0.0 or margin <= 0.0:
+                score = -math.inf
+            else:
+                pnl_pct, eff_lev = upnl / margin, notional / equity
+                score = pnl_pct * eff_lev if pnl_pct > 0 else pnl_pct / eff_lev
+            return -score
+        if policy == "leverage":
+            return -(notional / equity) if equity > 0.0 else math.inf
+        if policy == "pnl":
+            return -upnl
+        if policy == "random":
+            return adlp.random_key(self.adl_seed, self.t, self.k, a, self.cidx[pos.contract], pos.leg)
+        return 0.0
 
     def deleverage(self, d: dict, shortfall: float, ranking: dict, cur: np.ndarray) -> float:
         """Section 6: recover ``shortfall`` from the ranked opposite positions.
@@ -624,7 +653,11 @@ class ReferenceEngine:
         isolated one never returns less than nothing to its cross wallet; a cross one never
         gives up more than its cross book's excess over maintenance margin).  What the bound
         leaves moves down the ranking; at most ``Q`` units are matched.  Returns the money
-        recovered; the caller socialises the rest."""
+        recovered; the caller socialises the rest.
+
+        Pro rata (``adl_policy="pro-rata"``), each counterparty closes at most the same
+        fraction ``f`` of its quantity (:meth:`pro_rata_fraction`), under the same bounds;
+        what the cross bound keeps a counterparty from giving is not asked of the others."""
         deficit = d["deficit"]
         share = shortfall / deficit
         closes = d["closes"]
@@ -645,7 +678,11 @@ class ReferenceEngine:
             bp = x + side * part / pos.qty
             left = share * part
             matched = gain = 0.0
-            for other in ranking.get((pos.contract, -side), []):
+            candidates = ranking.get((pos.contract, -side), [])
+            fraction = 1.0
+            if self.adl_policy == "pro-rata":
+                fraction = self.pro_rata_fraction(candidates, side, x, bp, pos.qty, left)
+            for other in candidates:
                 if left <= 0.0 or matched >= pos.qty:
                     break
                 if other.qty <= 0.0:
@@ -654,7 +691,7 @@ class ReferenceEngine:
                 per_unit = side * (px - x)
                 if not per_unit > 0.0:
                     continue
-                q = min(other.qty, pos.qty - matched)
+                q = min(fraction * other.qty, pos.qty - matched)
                 if not self.is_isolated(other):  # never below maintenance margin: cost <= excess
                     cost = other.side * (self.price(cur, other.contract, other.side) - px)
                     if cost > 0.0:
@@ -683,6 +720,25 @@ class ReferenceEngine:
         if not d["isolated"]:  # an isolated deficit never touched the cross wallet
             acct.wallet += recovered
         return recovered
+
+    def pro_rata_fraction(self, candidates: list, side: int, x: float, bp: float, qty: float,
+                          left: float) -> float:
+        """The share ``f`` of its quantity every eligible counterparty gives up: eligible are
+        the candidates that can give something at their ADL price (``side * (price - x) > 0``,
+        :meth:`adl_price`).  ``f = min(1, qty / U, left / M)``, with ``U`` their quantity and
+        ``M`` what all of it would recover: at most the bankrupt quantity is matched and at
+        most ``left`` recovered.  0 when nobody is eligible."""
+        units = money = 0.0
+        for other in candidates:
+            if other.qty <= 0.0:
+                continue
+            per_unit = side * (self.adl_price(other, bp) - x)
+            if per_unit > 0.0:
+                units += other.qty
+                money += other.qty * per_unit
+        if not money > 0.0:
+            return 0.0
+        return min(1.0, qty / units, left / money)
 
     def adl_price(self, pos: Position, bp: float) -> float:
         """The price a counterparty closes at: the bankrupt position's ``bp``, unless that would
