@@ -364,6 +364,7 @@ class VariantDigest:
     loss_counts: np.ndarray | None = None
     loss_stats: dict = field(default_factory=dict)
     cascade: dict = field(default_factory=dict)  # _cascade_facts: rounds, final marks (market impact)
+    adl: dict = field(default_factory=dict)  # riskcore.studies.adl_outcomes' row (runs with ADL only)
 
 
 @dataclass
@@ -553,7 +554,18 @@ def digest(result: Result, start_book, name=None, outcomes: pd.DataFrame | None 
     return VariantDigest(result.steps, dict(result.params), dict(result.ledger),
                          _summary_row(result, start, outcomes), _clusters(result.events),
                          outcomes["pnl_pct"].to_numpy(np.float64), **_aggregate(outcomes, start),
-                         cascade=_cascade_facts(result))
+                         cascade=_cascade_facts(result), adl=_adl_facts(result))
+
+
+def _adl_facts(result: Result) -> dict:
+    """``studies.adl_outcomes`` of a run with ADL (empty without: the section is then left out)."""
+    from .studies import adl_outcomes
+
+    kinds = result.events["kind"]
+    if not (kinds == "adl").any():
+        return {}
+    return {k: (float(v) if not isinstance(v, (int, np.integer)) else int(v))
+            for k, v in adl_outcomes(result).iloc[0].items()}
 
 
 def _cascade_facts(result: Result) -> dict:
@@ -1911,6 +1923,55 @@ def _cascade_findings(table: pd.DataFrame, unit: str) -> list[str]:
     return out
 
 
+#: The Auto-deleveraging section (only on a page where some variant deleveraged): its id and title.
+ADL_SECTION = ("adl", "Auto-deleveraging: who paid for the shortfall")
+
+#: Rows of the ADL table: column -> (unit key, meaning); from riskcore.studies.adl_outcomes.
+ADL_COLUMNS = {
+    "adl_policy": ("", "who is deleveraged first (docs/simulation.md, ADL policies)"),
+    "shortfall": ("money", "bad debt the insurance fund did not pay"),
+    "recovered": ("money", "what ADL recovered: the profit counterparties gave up at the bankruptcy prices"),
+    "haircut_share": ("%", "recovered / shortfall"),
+    "socialised": ("money", "what neither the fund nor ADL covered"),
+    "positions_hit": ("positions", "counterparty positions closed, wholly or partly"),
+    "accounts_hit": ("accounts", "accounts they belong to"),
+    "adl_notional": ("money", "notional closed by ADL, at the ADL prices"),
+    "counterparty_pnl": ("money", "profit the counterparties still realised on those closes"),
+    "overshoot_notional": ("money", "notional closed beyond what the money recovered needed"),
+    "top1_share": ("%", "share of the ADL'd notional borne by the top 1% of the accounts hit"),
+    "top10_share": ("%", "... by the top 10%"),
+    "herfindahl": ("", "sum of the squared shares of the accounts hit (1: one account bore all)"),
+}
+
+
+def _adl_cell(col: str, value) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if col in ("haircut_share", "top1_share", "top10_share"):
+        return f"{100 * value:.1f}%"
+    if col in ("positions_hit", "accounts_hit"):
+        return f"{int(value):,}"
+    if col == "herfindahl":
+        return f"{value:.4f}"
+    return f"{value:,.2f}"
+
+
+def _adl_html(runs: Mapping[str, VariantDigest], order: list, styles: Mapping[str, _Style], unit: str) -> str:
+    head = "".join(_variant_th(n, styles) for n in order)
+    rows = []
+    for col, (kind, meaning) in ADL_COLUMNS.items():
+        values = [runs[n].params.get("adl_policy", "binance") if col == "adl_policy"
+                  else runs[n].adl.get(col, math.nan) for n in order]
+        cells = "".join(f'<td class="num">{_esc(_adl_cell(col, v))}</td>' for v in values)
+        rows.append(f'<tr><th scope="row">{_esc(col)}</th><td class="unit">{_esc(unit if kind == "money" else kind)}'
+                    f'</td>{cells}<td class="meaning">{_esc(meaning)}</td></tr>')
+    return (f'<table id="adl-table"><thead>{_group_row(order, styles, 2, 1)}'
+            f'<tr><th>metric</th><th>unit</th>{head}<th>meaning</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
 def _leverage_html(lev: pd.DataFrame, order: list, styles: Mapping[str, _Style], unit: str) -> str:
     if not len(lev):
         return "<p>No account held a position at the start.</p>"
@@ -2324,6 +2385,17 @@ def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, 
     ], chart_helper)
 
     found, why = _findings(summary, runs, styles, unit, moves, lev)
+    adl_html = ""
+    if any(d.adl for d in runs.values()):
+        adl_html = f"""<section id="{ADL_SECTION[0]}">
+<h2>{_esc(ADL_SECTION[1])}</h2>
+<p>When the insurance fund cannot pay a deficit, the shortfall is recovered from opposite positions on the
+same contract, closed at the bankrupt position's bankruptcy price; the ADL policy decides whose
+(<code>market.adl_policy</code>). Variants without ADL show n/a. <code>riskcore.studies.adl_outcomes</code> gives
+this table for any run.</p>
+{_adl_html(runs, order, styles, unit)}
+</section>
+"""
     cascade_html = ""
     if any(d.params.get("market_impact") for d in runs.values()):
         cascades = cascade_table(summary, runs, frames)
@@ -2423,9 +2495,10 @@ every path.</p>
     toc = "".join(f'<a href="#{k}">{_esc(v)}</a>' for k, v in SECTIONS.items() if k != "title")
     if spread_toc:
         toc = toc.replace('<a href="#headline">', spread_toc + '<a href="#headline">', 1)
-    if cascade_html:
-        toc = toc.replace('<a href="#timeline">', f'<a href="#{CASCADE_SECTION[0]}">Cascades</a><a href="#timeline">',
-                          1)
+    if cascade_html or adl_html:
+        extra_toc = (f'<a href="#{CASCADE_SECTION[0]}">Cascades</a>' if cascade_html else "") + (
+            f'<a href="#{ADL_SECTION[0]}">Auto-deleveraging</a>' if adl_html else "")
+        toc = toc.replace('<a href="#timeline">', extra_toc + '<a href="#timeline">', 1)
     findings_html = "<ul>" + "".join(f"<li>{_esc(f)}</li>" for f in found) + "</ul>"
     if why:
         findings_html += ('<h3>Why: results that follow from modelling choices</h3><ul class="why">'
@@ -2461,7 +2534,7 @@ Money in {_esc(unit)}.</p>
 <h2>{SECTIONS["comparison-section"]}</h2>
 {_figure_html("comparison.png", captions["comparison.png"])}
 </section>
-{cascade_html}<section id="timeline">
+{cascade_html}{adl_html}<section id="timeline">
 <h2>{SECTIONS["timeline"]}</h2>
 {_figure_html("price.png", captions["price.png"])}
 {_figure_html("liquidations.png", captions["liquidations.png"])}

@@ -136,3 +136,31 @@ def test_the_no_impact_variant_is_the_run_without_impact_tables(crash, tmp_path)
     b = pd.read_parquet(got / "events.parquet")
     assert len(a) > 1000
     pd.testing.assert_frame_equal(a, b, check_categorical=False, check_dtype=False)
+
+
+def test_the_adl_section_compares_the_policies(tmp_path):
+    """A grid over market.adl_policy with an empty fund: the report's Auto-deleveraging section
+    gives each variant's policy and the numbers of riskcore.studies.adl_outcomes."""
+    from riskcore.report import ADL_COLUMNS
+
+    text = CASCADE.replace("insurance_fund = 1000.0", "insurance_fund = 0.0").replace(
+        '"market.feedback" = [false, true]', '"market.adl_policy" = ["binance", "pro-rata"]')
+    out = tmp_path / "out"
+    assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--no-progress"]) == 0
+    summary = pd.read_parquet(out / "summary.parquet")
+    html = (out / "report.html").read_text()
+    if not (summary["adl_events"] > 0).any():
+        assert 'id="adl"' not in html
+        pytest.skip("this synthetic path deleveraged nobody")
+    assert 'id="adl"' in html and 'id="adl-table"' in html and 'href="#adl"' in html
+    section = html[html.index('id="adl"'):html.index("</section>", html.index('id="adl"'))]
+    for col in ADL_COLUMNS:
+        assert f">{col}<" in section, col
+    assert ">pro-rata<" in section and ">binance<" in section
+
+
+def test_a_report_without_adl_has_no_adl_section(tmp_path):
+    out = tmp_path / "out"
+    text = SMALL.replace("insurance_fund = 1000.0", "insurance_fund = 1e12")
+    assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--no-progress"]) == 0
+    assert 'id="adl"' not in (out / "report.html").read_text()
