@@ -1809,17 +1809,23 @@ def _group_row(order: list, styles: Mapping[str, _Style], lead: int, tail: int =
     return f'<tr class="groups">{"".join(cells)}</tr>'
 
 
+def _metric_table(table_id: str, order: list, styles: Mapping[str, _Style], rows: list) -> str:
+    """A table of metrics by variant (a column per variant, under its margin mode): ``rows``
+    of ``(metric, unit, {variant: text}, meaning)``."""
+    head = "".join(_variant_th(n, styles) for n in order)
+    body = "".join(f'<tr><th scope="row">{_esc(name)}</th><td class="unit">{_esc(unit)}</td>'
+                   + "".join(f'<td class="num">{_esc(cells[n])}</td>' for n in order)
+                   + f'<td class="meaning">{_esc(meaning)}</td></tr>' for name, unit, cells, meaning in rows)
+    return (f'<table id="{table_id}"><thead>{_group_row(order, styles, 2, 1)}'
+            f'<tr><th>metric</th><th>unit</th>{head}<th>meaning</th></tr></thead>'
+            f'<tbody>{body}</tbody></table>')
+
+
 def _summary_html(summary: pd.DataFrame, order: list, styles: Mapping[str, _Style], unit: str) -> str:
     units = _units(unit)
-    head = "".join(_variant_th(n, styles) for n in order)
-    rows = []
-    for col, meaning in SUMMARY_COLUMNS.items():
-        cells = "".join(f'<td class="num">{_esc(format_value(col, summary.loc[n, col]))}</td>' for n in order)
-        rows.append(f'<tr><th scope="row">{_esc(col)}</th><td class="unit">{_esc(units[col])}</td>{cells}'
-                    f'<td class="meaning">{_esc(meaning)}</td></tr>')
-    return (f'<table id="summary"><thead>{_group_row(order, styles, 2, 1)}'
-            f'<tr><th>metric</th><th>unit</th>{head}<th>meaning</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+    return _metric_table("summary", order, styles, [
+        (col, units[col], {n: format_value(col, summary.loc[n, col]) for n in order}, meaning)
+        for col, meaning in SUMMARY_COLUMNS.items()])
 
 
 #: The Cascades section (only on a page where some variant ran with market impact): its id and title.
@@ -1893,15 +1899,9 @@ def _cascade_cell(col: str, value) -> str:
 
 
 def _cascade_html(table: pd.DataFrame, order: list, styles: Mapping[str, _Style], unit: str) -> str:
-    head = "".join(_variant_th(n, styles) for n in order)
-    rows = []
-    for col, (kind, meaning) in CASCADE_COLUMNS.items():
-        cells = "".join(f'<td class="num">{_esc(_cascade_cell(col, table.loc[n, col]))}</td>' for n in order)
-        rows.append(f'<tr><th scope="row">{_esc(col)}</th><td class="unit">{_esc(unit if kind == "money" else kind)}'
-                    f'</td>{cells}<td class="meaning">{_esc(meaning)}</td></tr>')
-    return (f'<table id="cascade"><thead>{_group_row(order, styles, 2, 1)}'
-            f'<tr><th>metric</th><th>unit</th>{head}<th>meaning</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+    return _metric_table("cascade", order, styles, [
+        (col, unit if kind == "money" else kind, {n: _cascade_cell(col, table.loc[n, col]) for n in order}, meaning)
+        for col, (kind, meaning) in CASCADE_COLUMNS.items()])
 
 
 def _cascade_findings(table: pd.DataFrame, unit: str) -> list[str]:
@@ -1959,17 +1959,12 @@ def _adl_cell(col: str, value) -> str:
 
 
 def _adl_html(runs: Mapping[str, VariantDigest], order: list, styles: Mapping[str, _Style], unit: str) -> str:
-    head = "".join(_variant_th(n, styles) for n in order)
-    rows = []
-    for col, (kind, meaning) in ADL_COLUMNS.items():
-        values = [runs[n].params.get("adl_policy", "binance") if col == "adl_policy"
-                  else runs[n].adl.get(col, math.nan) for n in order]
-        cells = "".join(f'<td class="num">{_esc(_adl_cell(col, v))}</td>' for v in values)
-        rows.append(f'<tr><th scope="row">{_esc(col)}</th><td class="unit">{_esc(unit if kind == "money" else kind)}'
-                    f'</td>{cells}<td class="meaning">{_esc(meaning)}</td></tr>')
-    return (f'<table id="adl-table"><thead>{_group_row(order, styles, 2, 1)}'
-            f'<tr><th>metric</th><th>unit</th>{head}<th>meaning</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+    def value(n, col):
+        return runs[n].params.get("adl_policy", "binance") if col == "adl_policy" else runs[n].adl.get(col, math.nan)
+
+    return _metric_table("adl-table", order, styles, [
+        (col, unit if kind == "money" else kind, {n: _adl_cell(col, value(n, col)) for n in order}, meaning)
+        for col, (kind, meaning) in ADL_COLUMNS.items()])
 
 
 def _leverage_html(lev: pd.DataFrame, order: list, styles: Mapping[str, _Style], unit: str) -> str:
