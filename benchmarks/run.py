@@ -95,7 +95,7 @@ def simulate_case(case) -> dict:
     from riskcore.kernels.engine import DEFAULT_BLOCK, INTRABAR_CODES, event_rows, market_arrays
     from riskcore.kernels.enums import Glob
     from riskcore.kernels.pack import contract_arrays, pack_table
-    from riskcore.kernels.state import Params, empty_events, new_levels, new_scratch
+    from riskcore.kernels.state import Params, empty_events, mark_state, new_levels, new_scratch
     from riskcore.kernels.step_nb import run_steps_nb
 
     params = cases.params(case)
@@ -159,7 +159,7 @@ def simulate_case(case) -> dict:
         n_funding = int(np.count_nonzero(np.any(rates != 0.0, axis=1)))
         ev = empty_events(event_rows(), 65_536 + bk.s_qty.size * (n_funding + 1) // max(1, event_rows() - 1))
         t0 = time.perf_counter()
-        run_steps_nb(bk, ct, mk, lv, sc, ev, pr._replace(sleep=sleep), 0, n_steps, False)
+        run_steps_nb(bk, ct, mk, lv, sc, ev, pr._replace(sleep=sleep), mark_state({}, contracts), 0, n_steps, False)
         return time.perf_counter() - t0, sc, ev
 
     bk = packed()

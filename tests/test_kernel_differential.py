@@ -318,7 +318,7 @@ def wake_of(book, rows, intrabar="ohlc"):
     params = Params(INTRABAR_CODES[intrabar], False, 0.0, 0.0, 16)
     run = _Run(book, paths, np.zeros((len(rows), paths.n_contracts)), [], params, intrabar, "mark", 1024, 0.0)
     cur = np.full((paths.n_contracts, 2), float(rows[0][3]))  # the kernels' price grid is float64
-    return wake_bar_nb(run.bk, run.ct, run.lv, run.sc.blk_band[0], 0, 0, cur, run.sc.imp_env)
+    return wake_bar_nb(run.bk, run.ct, run.lv, run.sc.blk_band[0], 0, 0, cur, run.im.env)
 
 
 def one_tier_book():

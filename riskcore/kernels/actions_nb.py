@@ -544,7 +544,7 @@ def apply_row_nb(bk, ct, sc, ev, pr, ta, ts, r, t, cur):
 
 
 @njit(**NB)
-def apply_tape_nb(bk, ct, mk, pr, ta, ts, sc, ev, lo, hi, t):
+def apply_tape_nb(bk, ct, mk, pr, ta, ts, sc, ev, lo, hi, t, shift):
     """Stage 2 of a point (first point of bar ``t`` only): tape rows ``lo:hi`` in order, as
     ``ReferenceEngine.run_actions``.  Mutates ``bk`` (wallets, slots, orders, settings,
     modes), ``ts`` (order ids, tags, the tape's ledger), ``sc`` (wake bars, the fees of
@@ -554,7 +554,7 @@ def apply_tape_nb(bk, ct, mk, pr, ta, ts, sc, ev, lo, hi, t):
     base = np.empty((n_c, 2))
     cur = np.empty((n_c, 2))
     point_prices_nb(mk.ohlc, t, np.int64(0), pr.intrabar, base)
-    effective_nb(sc.imp_shift, base, cur)
+    effective_nb(shift, base, cur)
     for r in range(lo, hi):
         a = ta.account[r]
         if ta.static[r]:

@@ -62,7 +62,7 @@ def run_digest(arrays, params) -> str:
     return h.hexdigest()
 
 
-_GROUPS = ("bk", "sc", "tst", "tev")
+_GROUPS = ("bk", "sc", "tst", "tev", "im")
 
 
 def save(path: Path, digest: str, t_done: int, state: dict, drained: list, extra: dict) -> None:

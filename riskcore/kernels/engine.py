@@ -31,7 +31,7 @@ from .account_nb import init_lp_nb
 from .actions_nb import apply_tape_nb
 from .enums import Glob, Intrabar, Ledger
 from .pack import contract_arrays, events_frame, gather_events, money_of, pack_table, unpack_table
-from .state import Market, Params, empty_events, new_levels, new_scratch, wake_all
+from .state import Market, Params, empty_events, mark_state, new_levels, new_scratch, wake_all
 from .step_nb import funding_only_nb, run_steps_nb
 from .tape import encode_tape, prepare_tape, tape_events
 
@@ -92,7 +92,8 @@ class _Run:
         self.intrabar = intrabar
         self.mm_basis = mm_basis
         contracts = tuple(paths.contracts)
-        self.ct = contract_arrays(book, contracts, impact)
+        self.ct = contract_arrays(book, contracts)
+        self.im = mark_state(impact, contracts)
         self.mk = market_arrays(book, paths, rates, intrabar)
         self.bk, self.meta = pack_table(book, contracts)
         self.tape = encode_tape(self.actions, self.meta.account_ids, contracts, tuple(book.symbols))
@@ -123,7 +124,7 @@ class _Run:
     def _resume(self, params: Params, intrabar: str, mm_basis: str, insurance_fund: float) -> None:
         """Take the run's state from its checkpoint file when there is one (kernels/checkpoint.py)."""
         self.digest = checkpoints.run_digest(
-            (self.bk, self.mk, self.tape.arrays, self.ct),
+            (self.bk, self.mk, self.tape.arrays, self.ct, self.im),
             {"params": params._asdict(), "intrabar": intrabar, "mm_basis": mm_basis,
              "insurance_fund": insurance_fund, "contracts": list(self.paths.contracts),
              "timestamps": [str(self.paths.timestamps[0]), str(self.paths.timestamps[-1]), self.paths.n_steps]})
@@ -132,7 +133,7 @@ class _Run:
         if saved is None:
             return
         t_done, state, drained, meta = saved
-        self.bk, self.sc, self.tst, self.tev = state["bk"], state["sc"], state["tst"], state["tev"]
+        self.bk, self.sc, self.tst, self.tev, self.im = state["bk"], state["sc"], state["tst"], state["tev"], state["im"]
         self.drained = drained
         self.need = int(meta.get("need", 0))
         capacity = int(meta.get("capacity", 0))
@@ -141,7 +142,7 @@ class _Run:
         self.t_start = t_done
 
     def _state(self) -> dict:
-        return {"bk": self.bk, "sc": self.sc, "tst": self.tst, "tev": self.tev}
+        return {"bk": self.bk, "sc": self.sc, "tst": self.tst, "tev": self.tev, "im": self.im}
 
     def _save(self, t_done: int) -> None:
         if self.checkpoint is None or t_done >= self.paths.n_steps:
@@ -165,7 +166,7 @@ class _Run:
                 continue
             self.steps(t0, ts, resume, progress)
             start = time.perf_counter()
-            funding_only_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, ts)
+            funding_only_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, self.im, ts)
             if np.any(self.mk.rates[ts] != 0.0):  # funding paid every position: look at every account
                 wake_all(self.sc, ts)
             self.apply_actions(ts)
@@ -182,7 +183,7 @@ class _Run:
         while t0 < t1:
             end = min(t1, t0 + chunk)
             start = time.perf_counter()
-            run_steps_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, t0, end, resume)
+            run_steps_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, self.im, t0, end, resume)
             self.kernel_seconds += time.perf_counter() - start
             self.drain()
             self._save(end)
@@ -233,7 +234,8 @@ class _Run:
     def apply_actions(self, ts: int) -> None:
         """The tape's actions of bar ``ts``, in the kernel (every account they change wakes)."""
         lo, hi = self.tape.bounds(ts)
-        apply_tape_nb(self.bk, self.ct, self.mk, self.pr, self.tape.arrays, self.tst, self.sc, self.tev, lo, hi, ts)
+        apply_tape_nb(self.bk, self.ct, self.mk, self.pr, self.tape.arrays, self.tst, self.sc, self.tev, lo, hi, ts,
+                      self.im.shift)
 
     def tape_results(self) -> None:
         """The tape's events (as the reference's dicts) and its share of the ledger."""
@@ -332,7 +334,8 @@ def _result(run: _Run, paths: PricePaths, money_start: float, params: Params, in
     book's arrays once the final table holds what it needs (peak memory stays near the
     input table plus the packed arrays)."""
     sc = run.sc
-    marks = {symbol: float(paths.ohlc[-1, c, 3]) * multiplier(float(sc.imp_shift[c, 0]), float(sc.imp_shift[c, 1]))
+    shift = run.im.shift
+    marks = {symbol: float(paths.ohlc[-1, c, 3]) * multiplier(float(shift[c, 0]), float(shift[c, 1]))
              for c, symbol in enumerate(paths.contracts)}  # the last close, times the mark's multiplier
     fund = float(sc.glob[Glob.FUND])
     ledger = {

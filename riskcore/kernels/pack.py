@@ -32,11 +32,8 @@ class PackMeta:
     next_order_id: int
 
 
-def contract_arrays(table: BookTable, contracts: tuple, impact=None) -> ContractArrays:
-    """Fee rates, padded bracket tables and impact models (``{symbol: Impact}``, see
-    :mod:`riskcore.impact`) of the paths' contracts."""
-    from ..impact import arrays as impact_arrays
-
+def contract_arrays(table: BookTable, contracts: tuple) -> ContractArrays:
+    """Fee rates and padded bracket tables of the paths' contracts."""
     n_c = len(contracts)
     tables = [table.bracket_tables[s] for s in contracts]
     width = max(b.n_tiers for b in tables)
@@ -50,8 +47,7 @@ def contract_arrays(table: BookTable, contracts: tuple, impact=None) -> Contract
     fees = table.contracts.set_index("contract")
     return ContractArrays(fees.loc[list(contracts), "maker_fee"].to_numpy(np.float64),
                           fees.loc[list(contracts), "taker_fee"].to_numpy(np.float64),
-                          np.array([b.n_tiers for b in tables], dtype=np.int64), cap, mmr, cum, max_lev,
-                          *impact_arrays(impact or {}, contracts))
+                          np.array([b.n_tiers for b in tables], dtype=np.int64), cap, mmr, cum, max_lev)
 
 
 def default_leverage(table: BookTable, contracts: tuple) -> np.ndarray:

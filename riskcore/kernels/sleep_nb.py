@@ -101,7 +101,7 @@ def wake_bar_nb(bk, ct, lv, band, a, t, cur, env):
     """The first bar after ``t`` at which account ``a`` may not be quiet (module docstring).
     ``cur``: the prices of bar ``t``'s last point; ``band``: ``[n_contracts, 3]`` scratch;
     ``env``: per contract, the lowest and highest multiplier of the path's prices the mark
-    may take until every account is woken (``Scratch.imp_env``; 1 and 1 without market
+    may take until every account is woken (``MarkState.env``; 1 and 1 without market
     impact).  The bands, in mark prices, become bands of the path's prices that hold for
     every multiplier in ``env``."""
     n_c = band.shape[0]

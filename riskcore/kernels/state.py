@@ -63,12 +63,6 @@ class ContractArrays(NamedTuple):
     mmr: np.ndarray  # f8 [n_contracts, max_tiers]
     cum: np.ndarray  # f8 [n_contracts, max_tiers]
     max_lev: np.ndarray  # f8 [n_contracts, max_tiers] (padded with 0)
-    # market impact of liquidations (riskcore/impact.py; zeros: none)
-    imp_coef: np.ndarray  # f8 [n_contracts] k * sigma of the square-root law
-    imp_volume: np.ndarray  # f8 [n_contracts] daily volume
-    imp_perm: np.ndarray  # f8 [n_contracts] share of a mark move that stays (0: no feedback)
-    imp_trans: np.ndarray  # f8 [n_contracts] share that decays
-    imp_decay: np.ndarray  # f8 [n_contracts] transient shift kept per bar
 
 
 class Market(NamedTuple):
@@ -108,11 +102,7 @@ class Scratch(NamedTuple):
     blk_wake: np.ndarray  # i8 [n_blocks] the smallest acc_wake of the block
     blk_q: np.ndarray  # f8 [n_blocks, n_contracts, 2] live quantity by view (open interest)
     blk_band: np.ndarray  # f8 [n_blocks, n_contracts, 3] wake_bar_nb's scratch
-    imp_flow: np.ndarray  # f8 [n_contracts, 2] notional liquidated at this round, by view (longs sold, shorts bought)
-    imp_slip: np.ndarray  # f8 [n_contracts, 2] the impact those fills take
-    imp_shift: np.ndarray  # f8 [n_contracts, 2] the mark's permanent and transient shift (impact.multiplier)
-    last_px: np.ndarray  # f8 [n_contracts, 2] the prices the last bar run ended at
-    imp_env: np.ndarray  # f8 [n_contracts, 2] the multipliers every sleeping account's bands allow for
+    imp_slip: np.ndarray  # f8 [n_contracts, 2] the impact the fills of this round's liquidations take
 
 
 class Levels(NamedTuple):
@@ -150,8 +140,32 @@ def new_scratch(n_slots: int, n_accounts: int, n_blocks: int, n_steps: int, n_co
                    np.zeros(n_blocks, np.int64), np.zeros(n_accounts, np.int64), np.zeros(N_GLOB),
                    np.zeros((n_steps, 12)), np.zeros(n_accounts, np.int64), np.zeros(n_blocks, np.int64),
                    np.zeros((n_blocks, n_contracts, 2)), np.zeros((n_blocks, n_contracts, 3)),
-                   np.zeros((n_contracts, 2)), np.zeros((n_contracts, 2)), np.zeros((n_contracts, 2)),
-                   np.zeros((n_contracts, 2)), np.ones((n_contracts, 2)))
+                   np.zeros((n_contracts, 2)))
+
+
+class MarkState(NamedTuple):
+    """Market impact (riskcore/impact.py) and the mark it moves: the parameters per contract
+    and the run's state.  Apart from the Scratch so that the per-account kernels, which
+    never read it, are not handed its arrays."""
+    coef: np.ndarray  # f8 [n_contracts] k * sigma of the square-root law (0: no impact)
+    volume: np.ndarray  # f8 [n_contracts] daily volume
+    perm: np.ndarray  # f8 [n_contracts] share of a mark move that stays (0: no feedback)
+    trans: np.ndarray  # f8 [n_contracts] share that decays
+    decay: np.ndarray  # f8 [n_contracts] transient shift kept per bar
+    flow: np.ndarray  # f8 [n_contracts, 2] notional liquidated at this round, by view (longs sold, shorts bought)
+    shift: np.ndarray  # f8 [n_contracts, 2] the mark's permanent and transient shift (impact.multiplier)
+    env: np.ndarray  # f8 [n_contracts, 2] the multipliers every sleeping account's bands allow for
+    last_px: np.ndarray  # f8 [n_contracts, 2] the prices the last bar run ended at
+
+
+def mark_state(specs, contracts) -> MarkState:
+    """The :class:`MarkState` at the start of a run (``specs``: ``{symbol: Impact}``)."""
+    from ..impact import arrays
+
+    a = arrays(specs or {}, contracts)
+    n = len(contracts)
+    return MarkState(a.coef, a.volume, a.permanent, a.transient, a.decay, np.zeros((n, 2)), np.zeros((n, 2)),
+                     np.ones((n, 2)), np.zeros((n, 2)))
 
 
 def new_levels(ohlc: np.ndarray, intrabar: int, ct: ContractArrays) -> Levels:

@@ -158,7 +158,8 @@ def live_quantities_nb(bk, a0, a1, q):
 
 
 @njit(**NB_INNER)
-def block_point_nb(bk, ct, lv, sc, ev, pr, b, row, t, k, gap, do_funding, funding_only, band, rates_t, prev, cur):
+def block_point_nb(bk, ct, lv, sc, ev, pr, b, row, t, k, gap, do_funding, funding_only, band, rates_t, prev, cur,
+                   env):
     """One block of accounts at one point (in account order); returns how many of its
     accounts need the serial phase, listed from ``sc.liq_acct[b * block]`` on.
 
@@ -193,12 +194,12 @@ def block_point_nb(bk, ct, lv, sc, ev, pr, b, row, t, k, gap, do_funding, fundin
             sc.liq_acct[a0 + nliq] = a
             nliq += 1
     if band:
-        end_block_nb(bk, ct, lv, sc, pr, b, t, cur, awake)
+        end_block_nb(bk, ct, lv, sc, pr, b, t, cur, awake, env)
     return nliq
 
 
 @njit(**NB_INNER)
-def end_block_nb(bk, ct, lv, sc, pr, b, t, cur, awake):
+def end_block_nb(bk, ct, lv, sc, pr, b, t, cur, awake, env):
     """The end of bar ``t`` for block ``b``: the accounts that were awake get their next
     wake bar, and the block's open interest comes from its live quantities, recounted
     (and the serial phase's adjustments to it dropped) only when the block was awake."""
@@ -210,7 +211,7 @@ def end_block_nb(bk, ct, lv, sc, pr, b, t, cur, awake):
             first = lv.pt_lo.shape[0]
             for a in range(a0, a1):
                 if sc.acc_wake[a] <= t:
-                    sc.acc_wake[a] = wake_bar_nb(bk, ct, lv, sc.blk_band[b], a, t, cur, sc.imp_env)
+                    sc.acc_wake[a] = wake_bar_nb(bk, ct, lv, sc.blk_band[b], a, t, cur, env)
                 first = min(first, sc.acc_wake[a])
             sc.blk_wake[b] = first
         live_quantities_nb(bk, a0, a1, sc.blk_q[b])
@@ -223,17 +224,17 @@ def end_block_nb(bk, ct, lv, sc, pr, b, t, cur, awake):
 
 
 @njit(**NB_PARALLEL_INNER)
-def end_bar_nb(bk, ct, lv, sc, pr, t, cur):
+def end_bar_nb(bk, ct, lv, sc, pr, t, cur, env):
     """:func:`end_block_nb` for every block (with market impact, after the cascade rounds of
     the bar's last point: bands drawn earlier would not hold for the next round)."""
     done = np.zeros(sc.blk_nliq.size, np.int64)
     n_blocks = done.size
     for b in prange(n_blocks):
-        done[b] = end_block_nb(bk, ct, lv, sc, pr, np.int64(b), t, cur, sc.blk_wake[b] <= t or not pr.sleep)
+        done[b] = end_block_nb(bk, ct, lv, sc, pr, np.int64(b), t, cur, sc.blk_wake[b] <= t or not pr.sleep, env)
 
 
 @njit(**NB_PARALLEL_INNER)
-def phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, do_funding, funding_only, band, rates_t, prev, cur):
+def phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, do_funding, funding_only, band, rates_t, prev, cur, env):
     """The parallel phase of one point; see the module docstring.  Each block of accounts is
     one work item; events go to the buffer row of the worker thread that runs it."""
     counts = sc.blk_nliq
@@ -243,7 +244,7 @@ def phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, do_funding, funding_only, band
         # int64(b): a prange index is typed int64 before the loop is outlined and uint64 after,
         # which would compile everything below twice (see options.py)
         counts[b] = block_point_nb(bk, ct, lv, sc, ev, pr, np.int64(b), row, t, k, gap, do_funding, funding_only,
-                                   band, rates_t, prev, cur)
+                                   band, rates_t, prev, cur, env)
 
 
 @njit(**NB_INNER)
@@ -605,11 +606,11 @@ def impact_fraction_nb(q, coef, volume):
 
 
 @njit(**NB_INNER)
-def flow_nb(bk, ct, sc, pr):
+def flow_nb(bk, sc, pr, im):
     """The round's liquidation flow (notional at the trigger prices by contract and view),
     summed account by account in order and over each account's slots, and the impact its
     fills take (``sc.imp_slip``)."""
-    flow = sc.imp_flow
+    flow = im.flow
     flow[:, :] = 0.0
     for b in range(sc.blk_nliq.size):
         for j in range(sc.blk_nliq[b]):
@@ -620,7 +621,7 @@ def flow_nb(bk, ct, sc, pr):
                     flow[np.int64(bk.s_contract[p]), view_nb(bk.s_side[p])] += bk.s_qty[p] * sc.s_lpx[p]
     for c in range(flow.shape[0]):
         for v in range(2):
-            sc.imp_slip[c, v] = impact_fraction_nb(flow[c, v], ct.imp_coef[c], ct.imp_volume[c])
+            sc.imp_slip[c, v] = impact_fraction_nb(flow[c, v], im.coef[c], im.volume[c])
 
 
 @njit(**NB_INNER)
@@ -641,20 +642,20 @@ def settle_nb(bk, ct, sc, ev, pr, t, k):
 
 
 @njit(**NB_INNER)
-def move_mark_nb(ct, sc):
+def move_mark_nb(im):
     """``ReferenceEngine.move_mark``: the net flow moves each contract's mark shifts by the
     impact of its size; returns whether any moved."""
     moved = False
-    for c in range(sc.imp_flow.shape[0]):
-        net = sc.imp_flow[c, 0] - sc.imp_flow[c, 1]
-        if net == 0.0 or (ct.imp_perm[c] == 0.0 and ct.imp_trans[c] == 0.0):
+    for c in range(im.flow.shape[0]):
+        net = im.flow[c, 0] - im.flow[c, 1]
+        if net == 0.0 or (im.perm[c] == 0.0 and im.trans[c] == 0.0):
             continue
-        size = impact_fraction_nb(abs(net), ct.imp_coef[c], ct.imp_volume[c])
+        size = impact_fraction_nb(abs(net), im.coef[c], im.volume[c])
         if size == 0.0:
             continue
         move = -size if net > 0.0 else size
-        sc.imp_shift[c, 0] += ct.imp_perm[c] * move
-        sc.imp_shift[c, 1] += ct.imp_trans[c] * move
+        im.shift[c, 0] += im.perm[c] * move
+        im.shift[c, 1] += im.trans[c] * move
         moved = True
     return moved
 
@@ -669,31 +670,31 @@ def effective_nb(shift, base, cur):
 
 
 @njit(**NB_INNER)
-def open_bar_nb(ct, sc):
+def open_bar_nb(im):
     """The transient shift of the mark decays bar by bar."""
-    for c in range(ct.imp_decay.size):
-        sc.imp_shift[c, 1] *= ct.imp_decay[c]
+    for c in range(im.decay.size):
+        im.shift[c, 1] *= im.decay[c]
 
 
 ENVELOPE = 0.002  # slack of the multipliers the bands allow for, beyond the mark's current range
 
 
 @njit(**NB_INNER)
-def envelope_nb(sc):
+def envelope_nb(im):
     """After the mark moved: are every contract's multiplier now and at the end of its decay
-    inside the range the sleeping accounts' bands allow for (``sc.imp_env``: lowest and
+    inside the range the sleeping accounts' bands allow for (``im.env``: lowest and
     highest)?  If not, the range becomes theirs widened by :data:`ENVELOPE`, and True is
     returned: every account must then be looked at again.  (The multiplier moves
     monotonically from now to the end of the decay, so the two ends are enough.)"""
     reset = False
-    for c in range(sc.imp_env.shape[0]):
-        m_now = max(MIN_MULTIPLIER, (1.0 + sc.imp_shift[c, 0]) + sc.imp_shift[c, 1])
-        m_end = max(MIN_MULTIPLIER, 1.0 + sc.imp_shift[c, 0])
+    for c in range(im.env.shape[0]):
+        m_now = max(MIN_MULTIPLIER, (1.0 + im.shift[c, 0]) + im.shift[c, 1])
+        m_end = max(MIN_MULTIPLIER, 1.0 + im.shift[c, 0])
         lo = min(m_now, m_end)
         hi = max(m_now, m_end)
-        if lo < sc.imp_env[c, 0] or hi > sc.imp_env[c, 1]:
-            sc.imp_env[c, 0] = lo / (1.0 + ENVELOPE)
-            sc.imp_env[c, 1] = hi * (1.0 + ENVELOPE)
+        if lo < im.env[c, 0] or hi > im.env[c, 1]:
+            im.env[c, 0] = lo / (1.0 + ENVELOPE)
+            im.env[c, 1] = hi * (1.0 + ENVELOPE)
             reset = True
     return reset
 
@@ -740,37 +741,37 @@ def end_step_nb(sc, t):
 
 
 @njit(**NB_INNER)
-def start_prices_nb(mk, sc, t_start, prev):
+def start_prices_nb(mk, im, t_start, prev):
     """Prices before the first point of bar ``t_start``: the book's marks at the start of the
     run, else where the previous bar ended (its close times the mark's multiplier then)."""
     if t_start == 0:
         prev[:, :] = mk.init_prev
     else:
-        prev[:, :] = sc.last_px
+        prev[:, :] = im.last_px
 
 
 @njit(**NB)
-def funding_only_nb(bk, ct, mk, lv, sc, ev, pr, t):
+def funding_only_nb(bk, ct, mk, lv, sc, ev, pr, im, t):
     """Open bar ``t`` and settle its funding only (the tape's actions run next, in Python)."""
     begin_step_nb(sc)
-    open_bar_nb(ct, sc)
+    open_bar_nb(im)
     n_c = ct.maker_fee.size
     base = np.empty((n_c, 2))
     cur = np.empty((n_c, 2))
     zero = np.int64(0)
     yes = np.bool_(True)
     point_prices_nb(mk.ohlc, t, zero, pr.intrabar, base)
-    effective_nb(sc.imp_shift, base, cur)
+    effective_nb(im.shift, base, cur)
     due = False
     for c in range(n_c):
         if mk.rates[t, c] != 0.0:
             due = True
     if due:
-        phase_a_nb(bk, ct, lv, sc, ev, pr, t, zero, yes, yes, yes, not yes, mk.rates[t], cur, cur)
+        phase_a_nb(bk, ct, lv, sc, ev, pr, t, zero, yes, yes, yes, not yes, mk.rates[t], cur, cur, im.env)
 
 
 @njit(**NB)
-def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, t_start, t_end, resume):
+def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, im, t_start, t_end, resume):
     """Step bars ``t_start`` to ``t_end - 1`` through their intrabar points.
 
     ``resume``: bar ``t_start`` was opened by :func:`funding_only_nb` (funding settled, the
@@ -780,13 +781,13 @@ def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, t_start, t_end, resume):
     prev = np.empty((n_c, 2))
     cur = np.empty((n_c, 2))
     base = np.empty((n_c, 2))
-    start_prices_nb(mk, sc, t_start, prev)
+    start_prices_nb(mk, im, t_start, prev)
     n_points = n_points_nb(pr.intrabar)
     for t in range(t_start, t_end):
         first = resume and t == t_start
         if not first:
             begin_step_nb(sc)
-            open_bar_nb(ct, sc)
+            open_bar_nb(im)
         due = False
         if not first:
             for c in range(n_c):
@@ -794,7 +795,7 @@ def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, t_start, t_end, resume):
                     due = True
         for k in range(n_points):
             point_prices_nb(mk.ohlc, t, k, pr.intrabar, base)
-            effective_nb(sc.imp_shift, base, cur)
+            effective_nb(im.shift, base, cur)
             gap = k == 0 and (t == 0 or pr.intrabar != Intrabar.CLOSE)
             last = k == n_points - 1
             funding = k == 0 and due
@@ -803,30 +804,30 @@ def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, t_start, t_end, resume):
             while True:  # cascade rounds (one unless liquidations move the mark)
                 ev.round[0] = r
                 phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, funding, np.bool_(False), band, mk.rates[t], prev,
-                           cur)
+                           cur, im.env)
                 moved = False
                 if sc.blk_nliq.sum() > 0:
                     if pr.impact:
-                        flow_nb(bk, ct, sc, pr)
+                        flow_nb(bk, sc, pr, im)
                         settle_nb(bk, ct, sc, ev, pr, t, k)
                     # with impact more rounds may follow: what it touches is looked at again now
                     phase_b_nb(bk, ct, sc, ev, pr, t, k, band, cur)
                     if pr.impact:
-                        moved = move_mark_nb(ct, sc)
+                        moved = move_mark_nb(im)
                 if not moved:
                     break
                 prev[:, :] = cur
-                effective_nb(sc.imp_shift, base, cur)
+                effective_nb(im.shift, base, cur)
                 gap = False
                 funding = False
-                if envelope_nb(sc):  # out of what the sleeping accounts' bands allow for
+                if envelope_nb(im):  # out of what the sleeping accounts' bands allow for
                     wake_everyone_nb(sc, t)
                 if r + 1 >= pr.rounds:  # the bound: the next point looks at the moved mark
                     break
                 r += 1
             ev.round[0] = 0
             if last and pr.impact:
-                end_bar_nb(bk, ct, lv, sc, pr, t, cur)
+                end_bar_nb(bk, ct, lv, sc, pr, t, cur, im.env)
             prev[:, :] = cur
         end_step_nb(sc, t)
-    sc.last_px[:, :] = prev
+    im.last_px[:, :] = prev
