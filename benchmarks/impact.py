@@ -15,7 +15,6 @@ import argparse
 import platform
 import time
 
-import numpy as np
 
 from benchmarks import cases
 from riskcore import simulate

@@ -2,7 +2,6 @@
 Cascades section, and the shipped 2025-10-10 cascade study (docs/cascades.md)."""
 from __future__ import annotations
 
-import copy
 
 import pandas as pd
 import pytest
