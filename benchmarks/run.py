@@ -159,7 +159,10 @@ def simulate_case(case) -> dict:
         n_funding = int(np.count_nonzero(np.any(rates != 0.0, axis=1)))
         ev = empty_events(event_rows(), 65_536 + bk.s_qty.size * (n_funding + 1) // max(1, event_rows() - 1))
         t0 = time.perf_counter()
-        run_steps_nb(bk, ct, mk, lv, sc, ev, pr._replace(sleep=sleep), mark_state({}, contracts), 0, n_steps, False)
+        done = run_steps_nb(bk, ct, mk, lv, sc, ev, pr._replace(sleep=sleep), mark_state({}, contracts), 0, n_steps,
+                            False)
+        if done != n_steps:  # stopped early: a buffer row half full (never with the room given here)
+            raise RuntimeError(f"the kernel stopped at bar {done} of {n_steps}: its event buffers were too small")
         return time.perf_counter() - t0, sc, ev
 
     bk = packed()

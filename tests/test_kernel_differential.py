@@ -246,6 +246,33 @@ def test_event_buffer_overflow_raises_or_grows():
     assert len(grown.events) == len(ref.events)
 
 
+def test_small_buffers_stop_at_bar_ends(monkeypatch):
+    """Event buffers far smaller than a run's events: the kernel stops at the end of a bar
+    that left a row more than half full, the buffers are emptied, and the run goes on from
+    the next bar, with the reference's result (``on_overflow="raise"``: no bar overflowed)."""
+    from riskcore.kernels import engine
+
+    calls = []
+    real = engine.run_steps_nb
+
+    def spy(*args):
+        done = real(*args)
+        calls.append((args[-2], int(done)))  # (the bar it was asked to stop before, where it stopped)
+        return done
+
+    monkeypatch.setattr(engine, "run_steps_nb", spy)
+    book, _ = crash_book()
+    calm = ((0.001, 0.002, 0.002, 0.0), (0.0, 0.001, 0.001, 0.0))
+    crash = ((-0.02, 0.05, 0.0, -0.30), (0.0, 0.0, 0.0, 0.0))
+    paths = build_paths([calm] * 40 + [crash] + [calm] * 10)
+    funding = build_funding([(m, 0.0001) for m in range(51)])  # an event per position at every bar
+    ref, got = both(book, paths, funding=funding, event_capacity=16)
+    assert_same(ref, got)
+    assert len(got.events) > 10 * 16
+    assert any(done < end for end, done in calls)  # stopped early, more than once
+    assert len(calls) > 51 // engine.CHUNK + 2
+
+
 def test_the_book_is_not_modified():
     book, paths = crash_book()
     before = book.to_frames()

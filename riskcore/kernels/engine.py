@@ -52,14 +52,15 @@ CHUNK = 32  # bars per kernel call: the event buffers are emptied between calls
 
 
 def default_capacity(n_slots: int, rates: np.ndarray) -> int:
-    """Events per buffer row for one chunk of :data:`CHUNK` bars: every funding event of the
-    chunk with the most funding bars plus an eighth of the positions, shared by the worker
-    rows, and a floor for small books.  The buffers are emptied after each chunk and
-    doubled when a chunk fills half of them, so a run holds its events once, compactly,
-    rather than buffers sized for the worst case."""
-    due = np.any(rates != 0.0, axis=1)
-    per_chunk = int(np.add.reduceat(due, np.arange(0, due.size, CHUNK)).max()) if due.size else 0
-    return 65_536 + (n_slots * per_chunk + n_slots // 8) // max(1, event_rows() - 1)
+    """Events per buffer row: twice what one funding bar writes (an event per position)
+    when the path has funding, plus a 32nd of the positions, shared by the worker rows,
+    and a floor for small books.  ``run_steps_nb`` stops at the end of a bar that left a
+    row more than half full, the buffers are emptied then and after each chunk of
+    :data:`CHUNK` bars, and doubled when a chunk filled half of them, so a run holds its
+    events once, compactly, rather than buffers sized for the worst case.  A bar that
+    overflows a row all the same makes the run start again with larger buffers."""
+    due = bool(np.any(rates != 0.0))
+    return 65_536 + (2 * n_slots * due + n_slots // 32) // max(1, event_rows() - 1)
 
 
 class _Overflow(Exception):
@@ -171,6 +172,7 @@ class _Run:
                 wake_all(self.sc, ts)
             self.apply_actions(ts)
             self.kernel_seconds += time.perf_counter() - start
+            self.drain()  # the funding bar's events out before the bar's points add theirs
             t0, resume = ts, True
         self.steps(t0, n_steps, resume, progress)
         self.tape_results()
@@ -183,7 +185,8 @@ class _Run:
         while t0 < t1:
             end = min(t1, t0 + chunk)
             start = time.perf_counter()
-            run_steps_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, self.im, t0, end, resume)
+            end = int(run_steps_nb(self.bk, self.ct, self.mk, self.lv, self.sc, self.ev, self.pr, self.im, t0, end,
+                                   resume))  # earlier than asked when a buffer row is half full
             self.kernel_seconds += time.perf_counter() - start
             self.drain()
             self._save(end)
@@ -192,9 +195,9 @@ class _Run:
             t0, resume = end, False
 
     def drain(self) -> None:
-        """Move the buffers' events out (compact copies), and double the buffers for the
-        next chunk when this one filled half of a row; raise :class:`_Overflow` when a row
-        overflowed."""
+        """Move the buffers' events out (compact copies), and double the buffers when a row
+        got more than three quarters full (the kernel stops once a row is half full, so one
+        bar then wrote a quarter of a row); raise :class:`_Overflow` when a row overflowed."""
         ev = self.ev
         held = ev.count + ev.overflow
         self.need = max(self.need, int(held.max()))
@@ -205,7 +208,7 @@ class _Run:
             if n:
                 self.drained.append((ev.ints[r, :n].copy(), ev.floats[r, :n].copy()))
         ev.count[:] = 0
-        if 2 * self.need > ev.ints.shape[1]:
+        if 4 * self.need > 3 * ev.ints.shape[1]:  # a bar wrote a quarter of a row: double the rows
             self.ev = empty_events(ev.count.size, 2 * ev.ints.shape[1])
 
     def events(self) -> tuple[np.ndarray, np.ndarray]:

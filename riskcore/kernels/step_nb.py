@@ -770,19 +770,33 @@ def funding_only_nb(bk, ct, mk, lv, sc, ev, pr, im, t):
         phase_a_nb(bk, ct, lv, sc, ev, pr, t, zero, yes, yes, yes, not yes, mk.rates[t], cur, cur, im.env)
 
 
+@njit(**NB_INNER)
+def half_full_nb(ev):
+    """Whether some buffer row holds more than half of its capacity."""
+    half = ev.ints.shape[1] // 2
+    for r in range(ev.count.size):
+        if ev.count[r] > half:
+            return True
+    return False
+
+
 @njit(**NB)
 def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, im, t_start, t_end, resume):
     """Step bars ``t_start`` to ``t_end - 1`` through their intrabar points.
 
     ``resume``: bar ``t_start`` was opened by :func:`funding_only_nb` (funding settled, the
     tape applied), so its first point starts at the limit fills.  Mutates ``bk``, ``sc``
-    and ``ev``; writes ``sc.steps[t]`` at the end of each bar."""
+    and ``ev``; writes ``sc.steps[t]`` at the end of each bar.  Returns the bar it stopped
+    before: ``t_end``, or earlier when a buffer row of ``ev`` is more than half full at
+    the end of a bar (the caller empties the buffers and goes on from there, so the
+    buffers can be small: see ``engine.default_capacity``)."""
     n_c = ct.maker_fee.size
     prev = np.empty((n_c, 2))
     cur = np.empty((n_c, 2))
     base = np.empty((n_c, 2))
     start_prices_nb(mk, im, t_start, prev)
     n_points = n_points_nb(pr.intrabar)
+    stop = t_end
     for t in range(t_start, t_end):
         first = resume and t == t_start
         if not first:
@@ -830,4 +844,8 @@ def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, im, t_start, t_end, resume):
                 end_bar_nb(bk, ct, lv, sc, pr, t, cur, im.env)
             prev[:, :] = cur
         end_step_nb(sc, t)
+        if t + 1 < t_end and half_full_nb(ev):
+            stop = t + 1
+            break
     im.last_px[:, :] = prev
+    return stop
