@@ -44,7 +44,12 @@ from riskcore.table import contract_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-CRASH_FILE = SHARED_DATA / "BTCUSDT_PERP_1m_20251010T1831_20251010T2253_last.csv.gz"
+#: the real crash windows a run case can take its bars from: (file, the shipped bracket table's date)
+CRASHES = {
+    "2025-10-10": ("BTCUSDT_PERP_1m_20251010T1831_20251010T2253_last.csv.gz", "2025-10-10"),  # 263 bars
+    "2020-03-12": ("BTCUSDT_PERP_1m_20200312T1718_20200313T0258_last.csv.gz", "2022-05-21"),  # 580 bars
+}
+CRASH_FILE = SHARED_DATA / CRASHES["2025-10-10"][0]
 SYNTHETIC_BARS = 272  # the e2e path when the crash file is absent
 SYMBOLS = ("AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT", "EEEUSDT", "FFFUSDT", "GGGUSDT", "HHHUSDT")
 START = 100.0
@@ -74,6 +79,11 @@ class Case:
     quick: bool = False  # one of the ``--quick`` cases
     on_request: bool = False  # run only when named with ``--only``
     window: tuple | None = None  # run cases: only bars [start, end) of the path (small versions)
+    crash: str = "2025-10-10"  # run cases: the real bars (a key of CRASHES), when ../shared/data has them
+
+    @property
+    def crash_file(self) -> Path:
+        return SHARED_DATA / CRASHES[self.crash][0]
 
     @property
     def positions(self) -> int:
@@ -101,6 +111,8 @@ CASES = _registry(
     Case("simulate_10M_x_1440", 3_333_334, 1_440),  # 10,000,002 positions
     Case("run_1M_x1", 1_000_000, SYNTHETIC_BARS, 1, 1, seed=11, kind="run", variants=1),
     Case("run_1M_x4", 1_000_000, SYNTHETIC_BARS, 1, 1, seed=11, kind="run", variants=4),
+    # the same on a longer real crash window (2020-03-12, 580 one-minute bars)
+    Case("run_1M_x1_580", 1_000_000, SYNTHETIC_BARS, 1, 1, seed=11, kind="run", variants=1, crash="2020-03-12"),
     # only when named: 30 million positions (about 3 GB of table, several times that at peak)
     Case("huge_10M_x_1440", 10_000_000, 1_440, numpy_bars=2, on_request=True),
     # ``--quick``: the same generators, small
@@ -222,9 +234,11 @@ def synthetic_paths(n_bars: int, n_contracts: int, seed: int) -> dict[str, pd.Da
 # ----------------------------------------------------------------------- run cases
 def scenario_text(case: Case) -> str:
     """The scenario file of a ``run`` case (absolute data paths: it may be written anywhere)."""
-    if CRASH_FILE.is_file():
-        path = (f'[path]\nkind = "file"\ngaps = "refuse"\n\n[path.files]\nBTCUSDT = "{CRASH_FILE}"\n')
+    brackets_date = "2025-10-10"
+    if case.crash_file.is_file():
+        path = (f'[path]\nkind = "file"\ngaps = "refuse"\n\n[path.files]\nBTCUSDT = "{case.crash_file}"\n')
         contract_extra = ""
+        brackets_date = CRASHES[case.crash][1]
     else:
         path = (f'[path]\nkind = "gbm"\nn_steps = {case.bars}\ninterval = "1min"\nstart = "2025-10-10 18:31"\n'
                 f'vol = 0.8\n\n[[path.wicks]]\ncontract = "BTCUSDT"\nat = {case.bars // 2}\ndepth = -0.12\n'
@@ -241,7 +255,7 @@ insurance_fund = 50_000.0
 liquidation_slippage = 0.001
 
 [market.contracts.BTCUSDT]
-brackets = {{ venue = "binance", symbol = "BTCUSDT", date = "2025-10-10" }}
+brackets = {{ venue = "binance", symbol = "BTCUSDT", date = "{brackets_date}" }}
 {contract_extra}
 {path}
 [population]

@@ -433,10 +433,10 @@ def main(argv=None) -> int:
         print(json.dumps(run_case(args.case)))
         return 0
     if args.list:
-        crash = cases.CRASH_FILE.is_file()
         for name, c in cases.CASES.items():
             tag = "quick" if c.quick else ("on request" if c.on_request else "full")
-            bars = (("the 2025-10-10 crash bars" if crash else f"{c.bars:,} synthetic bars") if c.kind == "run"
+            bars = ((f"the {c.crash} crash bars" if c.crash_file.is_file() else f"{c.bars:,} synthetic bars")
+                    if c.kind == "run"
                     else f"{c.bars:,} bars")
             print(f"{name:28s} {tag:10s} {c.kind:8s} {c.accounts:>12,} accounts x {c.positions_per_account} "
                   f"positions, {c.contracts} contracts, {bars}" + (f", {c.variants} variant(s)"

@@ -52,15 +52,16 @@ CHUNK = 32  # bars per kernel call: the event buffers are emptied between calls
 
 
 def default_capacity(n_slots: int, rates: np.ndarray) -> int:
-    """Events per buffer row: twice what one funding bar writes (an event per position)
-    when the path has funding, plus a 32nd of the positions, shared by the worker rows,
-    and a floor for small books.  ``run_steps_nb`` stops at the end of a bar that left a
-    row more than half full, the buffers are emptied then and after each chunk of
-    :data:`CHUNK` bars, and doubled when a chunk filled half of them, so a run holds its
-    events once, compactly, rather than buffers sized for the worst case.  A bar that
-    overflows a row all the same makes the run start again with larger buffers."""
+    """Events per buffer row: what one funding bar writes (an event per position) when
+    the path has funding, plus a 32nd of the positions, shared by the worker rows, and a
+    floor for small books.  ``run_steps_nb`` stops at the end of a bar that left a row
+    more than half full and before a funding bar when the buffers hold events; the
+    buffers are emptied then and after each chunk of :data:`CHUNK` bars, and doubled
+    when a row got three quarters full, so a run holds its events once, compactly,
+    rather than buffers sized for the worst case.  A bar that overflows a row all the
+    same makes the run start again with larger buffers."""
     due = bool(np.any(rates != 0.0))
-    return 65_536 + (2 * n_slots * due + n_slots // 32) // max(1, event_rows() - 1)
+    return 65_536 + (n_slots * due + n_slots // 32) // max(1, event_rows() - 1)
 
 
 class _Overflow(Exception):

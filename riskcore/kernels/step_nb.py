@@ -771,6 +771,15 @@ def funding_only_nb(bk, ct, mk, lv, sc, ev, pr, im, t):
 
 
 @njit(**NB_INNER)
+def events_held_nb(ev):
+    """Whether some buffer row holds an event."""
+    for r in range(ev.count.size):
+        if ev.count[r] > 0:
+            return True
+    return False
+
+
+@njit(**NB_INNER)
 def half_full_nb(ev):
     """Whether some buffer row holds more than half of its capacity."""
     half = ev.ints.shape[1] // 2
@@ -788,8 +797,9 @@ def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, im, t_start, t_end, resume):
     tape applied), so its first point starts at the limit fills.  Mutates ``bk``, ``sc``
     and ``ev``; writes ``sc.steps[t]`` at the end of each bar.  Returns the bar it stopped
     before: ``t_end``, or earlier when a buffer row of ``ev`` is more than half full at
-    the end of a bar (the caller empties the buffers and goes on from there, so the
-    buffers can be small: see ``engine.default_capacity``)."""
+    the end of a bar, or before a funding bar when the buffers hold events (the caller
+    empties the buffers and goes on from there, so the buffers need room for one bar
+    only: see ``engine.default_capacity``)."""
     n_c = ct.maker_fee.size
     prev = np.empty((n_c, 2))
     cur = np.empty((n_c, 2))
@@ -799,14 +809,17 @@ def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, im, t_start, t_end, resume):
     stop = t_end
     for t in range(t_start, t_end):
         first = resume and t == t_start
-        if not first:
-            begin_step_nb(sc)
-            open_bar_nb(im)
         due = False
         if not first:
             for c in range(n_c):
                 if mk.rates[t, c] != 0.0:
                     due = True
+        if due and t > t_start and events_held_nb(ev):
+            stop = t  # a funding bar (an event per position) starts with empty buffers
+            break
+        if not first:
+            begin_step_nb(sc)
+            open_bar_nb(im)
         for k in range(n_points):
             point_prices_nb(mk.ohlc, t, k, pr.intrabar, base)
             effective_nb(im.shift, base, cur)
