@@ -90,9 +90,17 @@ KEY_DOCS = {
     "market.contracts.SYMBOL.taker_fee": ("the population's", "taker fee rate of this contract"),
     "market.contracts.SYMBOL.start_price": ("required for a gbm path", "the first open of a generated path"),
     "market.contracts.SYMBOL.impact": (NONE, "the contract's market-impact model (keys below)"),
-    "market.contracts.SYMBOL.impact.sigma": (REQUIRED, "the contract's daily volatility, a fraction (0.03 = 3%)"),
-    "market.contracts.SYMBOL.impact.daily_volume": (REQUIRED, "notional traded in a day that absorbs the "
-                                                              "population's liquidations (USDT)"),
+    "market.contracts.SYMBOL.impact.sigma": ("required without depth", "the contract's daily volatility, a "
+                                                                         "fraction (0.03 = 3%)"),
+    "market.contracts.SYMBOL.impact.daily_volume": ("required without depth", "notional traded in a day that "
+                                                    "absorbs the population's liquidations (USDT)"),
+    "market.contracts.SYMBOL.impact.depth": (NONE, "instead of sigma and daily_volume: the book's depth on one "
+                                                   "side, [[distance, notional], ...] with both increasing (0.01 = "
+                                                   "1% from the price); fills take the average distance of the "
+                                                   "notional walked, the mark moves to where the walk reached"),
+    "market.contracts.SYMBOL.impact.thinning": ("0", "with depth: the depth is multiplied by max(0.05, 1 - "
+                                                     "thinning x |multiplier - 1|) as liquidations push the mark "
+                                                     "off the path"),
     "market.contracts.SYMBOL.impact.k": ("1", "the square-root law's coefficient: impact = k * sigma * "
                                               "sqrt(notional / daily_volume)"),
     "market.contracts.SYMBOL.impact.feedback": ("true", "whether the net liquidation flow moves the mark"),
@@ -178,6 +186,7 @@ KEY_DOCS = {
 
 _KINDS = {
     sc.NUMBER: "number", sc.INTEGER: "whole number", sc.STRING: "string", sc.BOOL: "true/false",
+    "depth-table": "list of [distance, notional]",
     sc.DATE: "date (\"2025-06-19\" or 2025-06-19)", "int-or-pair": "whole number or [low, high]",
     "pair": "[low, high]", "number-or-table": "number, or table SYMBOL = number",
     "table-of-numbers": "table SYMBOL = number", "table-of-strings": "table SYMBOL = \"file\"",

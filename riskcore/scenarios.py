@@ -68,7 +68,7 @@ CONTRACT_KEYS = {"brackets": "brackets", "maker_fee": NUMBER, "taker_fee": NUMBE
                  "impact": "impact"}
 #: a contract's market-impact model (riskcore.impact.Impact; docs/cascades.md)
 IMPACT_KEYS = {"sigma": NUMBER, "daily_volume": NUMBER, "k": NUMBER, "feedback": BOOL, "permanent": NUMBER,
-               "half_life": NUMBER}
+               "half_life": NUMBER, "depth": "depth-table", "thinning": NUMBER}
 BRACKET_KEYS = {"venue": STRING, "symbol": STRING, "date": DATE, "file": STRING, "tiers": "tiers"}
 PATH_KEYS = {
     "kind": STRING, "n_steps": INTEGER, "interval": STRING, "start": DATE, "end": DATE, "seed": INTEGER,
@@ -178,6 +178,10 @@ def _check_value(where: str, name: str, v, kind: str) -> None:
     elif kind == "table-of-strings" and not (isinstance(v, dict) and v and all(isinstance(x, str)
                                                                                 for x in v.values())):
         _fail(where, name, f"expected a table of file names per contract, got {v!r}")
+    elif kind == "depth-table" and not (isinstance(v, list) and v and all(
+            isinstance(x, list) and len(x) == 2 and all(_is_num(y) for y in x) for x in v)):
+        _fail(where, name, f"expected a list of [distance, notional] levels, e.g. [[0.001, 5e6], [0.01, 4e7]], "
+                           f"got {v!r}")
     elif kind == "list-of-strings" and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
         _fail(where, name, f"expected a list of strings, got {v!r}")
     elif kind == "leverage":

@@ -48,7 +48,12 @@ def test_market_feedback_overrides_every_table(tmp_path):
 
 @pytest.mark.parametrize("table, key, why", [
     ("sigma = 0.05\n", "market.contracts.BTCUSDT.impact", "missing ['daily_volume']"),
-    ("sigma = 0.05\ndaily_volume = 1e6\ndepth = 2\n", "market.contracts.BTCUSDT.impact.depth", "unknown key"),
+    ("sigma = 0.05\ndaily_volume = 1e6\ndepth_table = 2\n", "market.contracts.BTCUSDT.impact.depth_table",
+     "unknown key"),
+    ("depth = 2\n", "market.contracts.BTCUSDT.impact.depth", "expected a list of [distance, notional] levels"),
+    ("depth = [[0.01, 1e6], [0.005, 2e6]]\n", "market.contracts.BTCUSDT.impact", "depth[1] = [0.005, 2000000.0]: "
+     "distances and notionals must both increase"),
+    ("sigma = 0.05\ndepth = [[0.01, 1e6]]\n", "market.contracts.BTCUSDT.impact", "either a depth table or sigma"),
     ("sigma = 0.05\ndaily_volume = -1\n", "market.contracts.BTCUSDT.impact", "daily_volume must be a positive"),
     ("sigma = 0.05\ndaily_volume = 1e6\npermanent = 1.5\n", "market.contracts.BTCUSDT.impact",
      "permanent must be a share from 0 to 1"),

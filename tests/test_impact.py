@@ -246,7 +246,8 @@ def test_a_killed_run_with_cascades_resumes_with_the_same_result(tmp_path):
 # ----------------------------------------------------------------------------- errors
 @pytest.mark.parametrize("impact, message", [
     (dict(sigma=0.02), r"missing \['daily_volume'\]"),
-    (dict(sigma=0.02, daily_volume=1e9, depth=3), r"unknown field\(s\) \['depth'\]"),
+    (dict(sigma=0.02, daily_volume=1e9, depth_table=3), r"unknown field\(s\) \['depth_table'\]"),
+    (dict(sigma=0.02, daily_volume=1e9, depth=3), r"either a depth table or sigma and daily_volume"),
     (dict(sigma=-1, daily_volume=1e9), r"impact\.sigma must be"),
     ({"BTCUSDT": dict(sigma=0.02, daily_volume=0)}, r"impact\.BTCUSDT\.daily_volume must be a positive"),
     ({"ETHUSDT": dict(sigma=0.02, daily_volume=1e9)}, r"contract 'ETHUSDT', which has no price path"),

@@ -156,6 +156,10 @@ class MarkState(NamedTuple):
     shift: np.ndarray  # f8 [n_contracts, 2] the mark's permanent and transient shift (impact.multiplier)
     env: np.ndarray  # f8 [n_contracts, 2] the multipliers every sleeping account's bands allow for
     last_px: np.ndarray  # f8 [n_contracts, 2] the prices the last bar run ended at
+    depth_n: np.ndarray  # i8 [n_contracts] levels of the depth table (0: the square-root law)
+    depth_dist: np.ndarray  # f8 [n_contracts, levels] the levels' distances from the price
+    depth_cum: np.ndarray  # f8 [n_contracts, levels] the notional resting within each
+    thinning: np.ndarray  # f8 [n_contracts] how the depth thins as the mark leaves the path
 
 
 def mark_state(specs, contracts) -> MarkState:
@@ -165,7 +169,7 @@ def mark_state(specs, contracts) -> MarkState:
     a = arrays(specs or {}, contracts)
     n = len(contracts)
     return MarkState(a.coef, a.volume, a.permanent, a.transient, a.decay, np.zeros((n, 2)), np.zeros((n, 2)),
-                     np.ones((n, 2)), np.zeros((n, 2)))
+                     np.ones((n, 2)), np.zeros((n, 2)), a.depth_n, a.depth_dist, a.depth_cum, a.thinning)
 
 
 def new_levels(ohlc: np.ndarray, intrabar: int, ct: ContractArrays) -> Levels:

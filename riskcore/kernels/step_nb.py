@@ -33,7 +33,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ..impact import MAX_IMPACT, MIN_MULTIPLIER
+from ..impact import MAX_IMPACT, MIN_DEPTH, MIN_MULTIPLIER
 from .adl_nb import adl_key_nb
 from .account_nb import account_point_nb, cross_excess_nb, emit_nb, funding_nb, liquidate_nb, refresh_lp_nb, view_nb
 from .enums import (MARGIN_CROSS, MARGIN_ISOLATED, AccountFlag, AdlPolicy, BlockAcc, EventKind, Glob, Intrabar,
@@ -606,6 +606,43 @@ def impact_fraction_nb(q, coef, volume):
 
 
 @njit(**NB_INNER)
+def depth_walk_nb(q, dist, cum, n, g):
+    """``riskcore.impact.depth_walk``: (the distance reached, the average distance)."""
+    if not q > 0.0:
+        return 0.0, 0.0
+    x0 = 0.0
+    d0 = 0.0
+    area = 0.0
+    slope = 0.0
+    for i in range(n):
+        x1 = cum[i] * g
+        d1 = dist[i]
+        slope = (d1 - d0) / (x1 - x0)
+        if q <= x1:
+            d = d0 + slope * (q - x0)
+            area += 0.5 * (d0 + d) * (q - x0)
+            return min(MAX_IMPACT, d), min(MAX_IMPACT, area / q)
+        area += 0.5 * (d0 + d1) * (x1 - x0)
+        x0 = x1
+        d0 = d1
+    d = d0 + slope * (q - x0)
+    area += 0.5 * (d0 + d) * (q - x0)
+    return min(MAX_IMPACT, d), min(MAX_IMPACT, area / q)
+
+
+@njit(**NB_INNER)
+def impact_of_nb(q, im, c):
+    """``riskcore.impact.impact_of`` at the mark's multiplier now: (reached, average)."""
+    n = im.depth_n[c]
+    if n == 0:
+        f = impact_fraction_nb(q, im.coef[c], im.volume[c])
+        return f, f
+    m = max(MIN_MULTIPLIER, (1.0 + im.shift[c, 0]) + im.shift[c, 1])
+    g = max(MIN_DEPTH, 1.0 - im.thinning[c] * abs(m - 1.0))
+    return depth_walk_nb(q, im.depth_dist[c], im.depth_cum[c], n, g)
+
+
+@njit(**NB_INNER)
 def flow_nb(bk, sc, pr, im):
     """The round's liquidation flow (notional at the trigger prices by contract and view),
     summed account by account in order and over each account's slots, and the impact its
@@ -621,7 +658,7 @@ def flow_nb(bk, sc, pr, im):
                     flow[np.int64(bk.s_contract[p]), view_nb(bk.s_side[p])] += bk.s_qty[p] * sc.s_lpx[p]
     for c in range(flow.shape[0]):
         for v in range(2):
-            sc.imp_slip[c, v] = impact_fraction_nb(flow[c, v], im.coef[c], im.volume[c])
+            sc.imp_slip[c, v] = impact_of_nb(flow[c, v], im, c)[1]  # the average impact of the side's flow
 
 
 @njit(**NB_INNER)
@@ -650,7 +687,7 @@ def move_mark_nb(im):
         net = im.flow[c, 0] - im.flow[c, 1]
         if net == 0.0 or (im.perm[c] == 0.0 and im.trans[c] == 0.0):
             continue
-        size = impact_fraction_nb(abs(net), im.coef[c], im.volume[c])
+        size = impact_of_nb(abs(net), im, c)[0]  # where the net flow reached
         if size == 0.0:
             continue
         move = -size if net > 0.0 else size

@@ -218,9 +218,9 @@ class ReferenceEngine:
             cross = self.check_cross(prev, cur, gap)
             flow = self.liquidation_flow(isolated, cross)
             for c in range(len(flow)):
-                for v in (0, 1):
-                    self.slip[c][v] = im.fraction(flow[c][v], float(self.impact.coef[c]),
-                                                  float(self.impact.volume[c]))
+                m = im.multiplier(self.perm[c], self.trans[c])
+                for v in (0, 1):  # each fill takes the average impact of its side's flow
+                    self.slip[c][v] = im.impact_of(flow[c][v], self.impact, c, m)[1]
             deficits = self.liquidate(isolated, cross, cur)
             self.cover_bad_debt(deficits, cur)
             if not self.move_mark(flow):
@@ -258,7 +258,9 @@ class ReferenceEngine:
             net = sold - bought
             if net == 0.0 or share == (0.0, 0.0):
                 continue
-            size = im.fraction(abs(net), float(self.impact.coef[c]), float(self.impact.volume[c]))
+            # the mark moves to where the net flow reached (the same as the fills' impact under
+            # the square-root law; with a depth table, the walk's last level, beyond its average)
+            size = im.impact_of(abs(net), self.impact, c, im.multiplier(self.perm[c], self.trans[c]))[0]
             if size == 0.0:
                 continue
             move = -size if net > 0.0 else size
