@@ -1,0 +1,622 @@
+"""One book split into shards of accounts, run on workers, with the one-process result.
+
+``simulate_sharded(book, paths, ..., shards=N, cluster="local:2")`` returns the same
+:class:`~riskcore.result.Result` as :func:`riskcore.simulate` on the whole book: events
+(every column, in order), the final table, the per-step series and the insurance fund,
+bit for bit.  See docs/cluster.md, "Sharding one huge book", for the design; in short:
+
+1. The book is packed once and split into shards of whole blocks of accounts; each shard's
+   state is written to the checkpoint folder (bar 0).
+2. The run goes in windows of ``checkpoint_every`` bars.  Each shard runs the window from
+   its state file on a worker (:func:`run_window`), optimistically, with an ample fund, and
+   reports its events, phase B's fee and deficit records and the per-block step sums; it
+   writes its state at the window's end.
+3. The coordinator merges the records in phase B's order and replays the fund with phase
+   B's arithmetic (:func:`~riskcore.shard.kernels_nb.replay_nb`).  If the fund covers every
+   deficit in full, the window is exact: it is committed (events, step rows, the fund).
+4. At the first bar where it would not (pro rata, ADL), the coordinator merges the shards'
+   states at the window's start, runs the window's bars up to and including that bar in
+   one process with the true fund (the kernels' own ``run_steps_nb``), splits the state
+   again and goes on optimistically from the next bar.
+
+A worker killed mid-window: Dask runs the task again elsewhere, from the same state file.
+A whole run killed: the folder holds the last committed window; the same call resumes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import socket
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .. import adl
+from ..errors import RiskcoreError
+from ..impact import DEFAULT_ROUNDS
+from ..inputs import INTRABAR_MODELS, InputError, PricePaths, funding_by_step
+from ..kernels import checkpoint as checkpoints
+from ..kernels.checkpoint import CheckpointError
+from ..kernels.enums import EvI, Glob, N_BLOCK_ACC, Stage
+from ..kernels.state import ContractArrays, Market, Params, empty_events
+from ..result import Result
+from ..table import BookTable
+from . import state as states
+
+__all__ = ["simulate_sharded", "run_window", "ShardTask", "ShardReport", "ShardError"]
+
+AMPLE_FUND = 1e300  # a shard's fund: every deficit is paid in full, nothing is deleveraged
+DEFAULT_EVERY = 64  # bars per window (and between checkpoints)
+MANIFEST = "riskcore-shard-manifest.json"
+MAGIC = "riskcore-shard-run"
+VERSION = 1
+
+
+class ShardError(RiskcoreError, RuntimeError):
+    """A sharded run that cannot go on (a worker's report that does not fit the run)."""
+
+
+# ------------------------------------------------------------------ the worker side
+@dataclasses.dataclass(frozen=True)
+class ShardTask:
+    folder: str  # the run's checkpoint folder (every worker sees it at this path)
+    digest: str  # the run's digest: state files of another run are refused
+    shard: int
+    a0: int  # the shard's first account (kernel index in the whole book)
+    w0: int  # the window: bars w0 .. w1 - 1
+    w1: int
+    capacity: int  # events per buffer row
+    records: int  # room for phase B's records
+    numba_threads: int = 0  # 0: NUMBA_NUM_THREADS / the worker's threads
+
+
+@dataclasses.dataclass
+class ShardReport:
+    shard: int
+    w0: int
+    w1: int
+    ints: np.ndarray  # i4 [n, N_EVI] the window's events (accounts in the whole book's index)
+    floats: np.ndarray  # f8 [n, N_EVF]
+    rec_i: np.ndarray  # i8 [m, 3] phase B's records: bar, point, kind (kernels_nb.ISO_FEE ...)
+    rec_v: np.ndarray  # f8 [m]
+    blk: np.ndarray  # f8 [w1 - w0, n_blocks, N_BLOCK_ACC] per-block step sums
+    capacity: int  # what the buffers had to hold (grown on overflow)
+    records: int
+    seconds: float  # inside the kernels
+    state_bytes: int  # the state file written (and the one read)
+    host: str
+    pid: int
+    address: str
+
+    def nbytes(self) -> int:
+        """Bytes this report moves to the coordinator (its arrays)."""
+        return int(self.ints.nbytes + self.floats.nbytes + self.rec_i.nbytes + self.rec_v.nbytes + self.blk.nbytes)
+
+
+def _inputs_file(folder: Path) -> Path:
+    return Path(folder) / "riskcore-shard-inputs.npz"
+
+
+def _save_inputs(folder: Path, digest: str, ct: ContractArrays, mk: Market, pr: Params) -> None:
+    arrays = {f"ct.{k}": v for k, v in ct._asdict().items()}
+    arrays.update({f"mk.{k}": v for k, v in mk._asdict().items()})
+    arrays["meta"] = np.array(json.dumps({"magic": MAGIC, "digest": digest, "params": pr._asdict()}))
+    path = _inputs_file(folder)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+
+
+@lru_cache(maxsize=4)
+def _load_inputs(folder: str, digest: str):
+    """The run's contracts, market, parameters and path summary (read once per process)."""
+    from ..kernels.state import new_levels
+
+    with np.load(_inputs_file(Path(folder)), allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"][()]))
+        if meta.get("magic") != MAGIC or meta.get("digest") != digest:
+            raise CheckpointError(f"{_inputs_file(Path(folder))} belongs to another run")
+        ct = ContractArrays(**{k: data[f"ct.{k}"].copy() for k in ContractArrays._fields})
+        mk = Market(**{k: data[f"mk.{k}"].copy() for k in Market._fields})
+    pr = Params(**meta["params"])
+    return ct, mk, pr, new_levels(mk.ohlc, pr.intrabar, ct)
+
+
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return "local"
+
+
+def run_window(task: ShardTask) -> ShardReport:
+    """Run one shard through one window, optimistically (see the module docstring): read its
+    state at ``w0``, step, write its state at ``w1``, report.  Idempotent: an attempt that
+    dies leaves the state at ``w0`` as it was, and a repeated attempt writes the same file."""
+    import numba
+
+    from ..kernels.engine import CHUNK, event_rows
+    from .kernels_nb import shard_steps_nb
+
+    address = _worker_address()
+    if address != "local":
+        from ..cluster import ensure_warm
+
+        ensure_warm()
+        warm_shard()
+        threads = task.numba_threads or numba.config.NUMBA_NUM_THREADS
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    folder = Path(task.folder)
+    ct, mk, pr, lv = _load_inputs(str(folder), task.digest)
+    path = states.state_file(folder, task.shard, task.w0)
+    capacity, records = task.capacity, task.records
+    seconds = 0.0
+    while True:
+        bk, sc, im = states.load(path, task.digest, task.w0)
+        ev = empty_events(event_rows(), capacity)
+        rec_i = np.empty((records, 3), np.int64)
+        rec_v = np.empty(records)
+        n_rec = np.zeros(1, np.int64)
+        blk = np.empty((task.w1 - task.w0, sc.blk_nliq.size, N_BLOCK_ACC))
+        drained, need, t = [], 0, task.w0
+        while t < task.w1:
+            end = min(task.w1, t + CHUNK)
+            start = time.perf_counter()
+            shard_steps_nb(bk, ct, mk, lv, sc, ev, pr, im, np.int64(t), np.int64(end), rec_i, rec_v, n_rec,
+                           blk[t - task.w0:end - task.w0])
+            seconds += time.perf_counter() - start
+            need = max(need, int((ev.count + ev.overflow).max()))
+            if ev.overflow.any() or n_rec[0] > records:
+                break
+            for r in range(ev.count.size):
+                n = int(ev.count[r])
+                if n:
+                    drained.append((ev.ints[r, :n].copy(), ev.floats[r, :n].copy()))
+            ev.count[:] = 0
+            t = end
+        if t >= task.w1:
+            break
+        capacity = max(capacity, need + 1024)  # a row overflowed, or the records did: again, with room
+        records = max(records, 2 * int(n_rec[0]))
+    from ..kernels.enums import N_EVF, N_EVI
+
+    ints = np.concatenate([i for i, _ in drained]) if drained else np.empty((0, N_EVI), np.int32)
+    floats = np.concatenate([f for _, f in drained]) if drained else np.empty((0, N_EVF))
+    ints[:, EvI.ACCOUNT] += np.int32(task.a0)
+    m = int(n_rec[0])
+    size = states.save(states.state_file(folder, task.shard, task.w1), task.digest, task.w1, bk, sc, im)
+    return ShardReport(task.shard, task.w0, task.w1, ints, floats, rec_i[:m].copy(), rec_v[:m].copy(), blk,
+                       capacity, records, seconds, size, socket.gethostname(), os.getpid(), address)
+
+
+_SHARD_WARM: dict = {}
+
+
+def warm_shard() -> dict:
+    """Compile (or load from the cache) the sharding kernels once per process, on the warm-up
+    book split in one shard; processes of one host take turns (the cache folder's lock)."""
+    if _SHARD_WARM:
+        return dict(_SHARD_WARM)
+    from ..cluster import _host_lock
+    from ..kernels.engine import warm_inputs
+    from .kernels_nb import cache_folder
+
+    start = time.perf_counter()
+    with _host_lock(cache_folder()):
+        book, paths, rates, _ = warm_inputs()
+        with tempfile.TemporaryDirectory(prefix="riskcore-shard-warm-") as tmp:
+            simulate_sharded(book, paths, funding=None, liquidation_fee_rate=0.01, shards=1, checkpoint_dir=tmp,
+                             checkpoint_every=2, _rates=rates)
+    _SHARD_WARM.update(seconds=time.perf_counter() - start, pid=os.getpid())
+    return dict(_SHARD_WARM)
+
+
+# ------------------------------------------------------------------ the coordinator
+def _validate(table, paths, *, liquidation_fee_rate, insurance_fund, liquidation_slippage, intrabar, mm_basis,
+              impact, tape, adl_policy, adl_seed, shards, checkpoint_every):
+    """simulate()'s checks, and what a sharded run refuses."""
+    if intrabar not in INTRABAR_MODELS:
+        raise InputError(f"intrabar must be one of {INTRABAR_MODELS}, not {intrabar!r}")
+    if mm_basis not in ("mark", "entry"):
+        raise InputError(f"mm_basis must be 'mark' or 'entry', not {mm_basis!r}")
+    for name, value, top in (("liquidation_fee_rate", liquidation_fee_rate, 0.5),
+                             ("liquidation_slippage", liquidation_slippage, 0.5)):
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and 0.0 <= value < top):
+            raise InputError(f"{name} must be a fraction in [0, {top}), not {value!r}")
+    if not (isinstance(insurance_fund, (int, float)) and not isinstance(insurance_fund, bool)
+            and math.isfinite(insurance_fund) and 0 <= insurance_fund <= 1e15):
+        raise InputError(f"insurance_fund must be a number from 0 to 1e15, not {insurance_fund!r}")
+    adl.policy_code(adl_policy)
+    adl.check_seed(adl_seed)
+    if impact:
+        raise InputError(
+            "simulate_sharded: market impact (impact=...) is refused: the fill price of every liquidation depends "
+            "on the notional liquidated at the same point by every account of the book, and with feedback the "
+            "mark itself moves, so no shard can step a point alone; run it with riskcore.simulate in one process "
+            "(docs/cluster.md, 'Sharding one huge book')")
+    if tape is not None and len(tape):
+        raise InputError(
+            "simulate_sharded: a tape is refused: new orders take ids from one counter shared by the whole book, "
+            "so a shard cannot apply its rows alone; run it with riskcore.simulate in one process")
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise InputError(f"shards must be a whole number >= 1, not {shards!r}")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        raise InputError(f"checkpoint_every must be a whole number of bars >= 1, not {checkpoint_every!r}")
+    unknown = [c for c in paths.contracts if c not in table.symbols]
+    if unknown:
+        raise InputError(f"paths given for contract(s) {unknown} that the book does not have")
+    for frame in (table.positions, table.orders):
+        held = ~frame["contract"].isin(paths.contracts).to_numpy()
+        if held.any():
+            i = int(held.argmax())
+            account = frame["account"].iloc[i]
+            missing = sorted(set(frame.loc[(frame["account"] == account).to_numpy() & held, "contract"].astype(str)))
+            raise InputError(f"account {account!r} holds {missing} but the paths have no bars for it")
+
+
+class _Executor:
+    """Runs a window's tasks: on a Dask client, or here, one after the other."""
+
+    def __init__(self, client, task):
+        self.client = client
+        self.task = task
+        self.attempt = 0
+
+    def map(self, tasks: list[ShardTask]) -> list[ShardReport]:
+        if self.client is None:
+            return [self.task(t) for t in tasks]
+        self.attempt += 1
+        futures = [self.client.submit(self.task, t, pure=False,
+                                      key=f"riskcore-shard-{t.digest[:10]}-{t.shard}-{t.w0}-{t.w1}-{self.attempt}")
+                   for t in tasks]
+        try:
+            return self.client.gather(futures)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+class _Folder:
+    """The run's checkpoint folder: the shards' states, the committed windows' events and
+    the coordinator's state, and a manifest naming the last committed bar."""
+
+    def __init__(self, given, digest: str):
+        self.owned = given is None
+        self.path = Path(tempfile.mkdtemp(prefix="riskcore-shard-")) if given is None else Path(given)
+        self.digest = digest
+
+    def manifest(self) -> dict | None:
+        path = self.path / MANIFEST
+        if not path.exists():
+            return None
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, ValueError):
+            meta = {}
+        if meta.get("magic") != MAGIC or meta.get("version") != VERSION:
+            raise CheckpointError(f"{path}: not a riskcore sharded run's manifest (left as it is); name another "
+                                  "checkpoint_dir")
+        if meta.get("digest") != self.digest:
+            raise CheckpointError(f"{path} belongs to another run (different book, paths, funding, parameters, "
+                                  "shards, window or riskcore version): remove the folder's riskcore-shard-* files "
+                                  "to start afresh, or name another checkpoint_dir")
+        return meta
+
+    def write_json(self, name: str, meta: dict) -> None:
+        path = self.path / name
+        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, path)
+
+    def write_npz(self, name: str, **arrays) -> None:
+        path = self.path / name
+        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def ours(self) -> list[Path]:
+        return [p for p in self.path.iterdir() if p.name.startswith(("riskcore-shard-", ".riskcore-shard-"))]
+
+    def remove(self, paths) -> None:
+        for p in paths:
+            Path(p).unlink(missing_ok=True)
+
+    def finish(self) -> None:
+        """The run is done: its files go (only riskcore's own; a folder riskcore made goes whole)."""
+        if self.owned:
+            shutil.rmtree(self.path, ignore_errors=True)
+        else:
+            self.remove(self.ours())
+
+
+def _merge_records(reports: list[ShardReport]):
+    """Every shard's phase B records in phase B's order: by bar, point, kind, shard, order."""
+    rec_i = np.concatenate([r.rec_i for r in reports])
+    rec_v = np.concatenate([r.rec_v for r in reports])
+    shard = np.concatenate([np.full(len(r.rec_v), s, np.int64) for s, r in enumerate(reports)])
+    seq = np.concatenate([np.arange(len(r.rec_v), dtype=np.int64) for r in reports])
+    order = np.lexsort((seq, shard, rec_i[:, 2], rec_i[:, 1], rec_i[:, 0]))
+    return (np.ascontiguousarray(rec_i[order, 0]), np.ascontiguousarray(rec_i[order, 1]),
+            np.ascontiguousarray(rec_i[order, 2]), np.ascontiguousarray(rec_v[order]))
+
+
+def _merge_events(reports: list[ShardReport]) -> tuple[np.ndarray, np.ndarray]:
+    """The shards' events of a window as one set of records.  Bad-debt events (the serial
+    stage, ordered by their sequence) are renumbered in phase B's order of the whole book:
+    a shard's k-th bad debt at a point is its k-th deficit record there."""
+    from .kernels_nb import ISO_DEFICIT
+
+    ints = np.concatenate([r.ints for r in reports])
+    floats = np.concatenate([r.floats for r in reports])
+    starts = np.cumsum([0] + [len(r.ints) for r in reports])
+    keys = []
+    for s, r in enumerate(reports):
+        bad = np.flatnonzero(r.ints[:, EvI.STAGE] == Stage.BAD_DEBT)
+        if bad.size == 0:
+            continue
+        e = r.ints[bad]
+        bad = bad[np.lexsort((e[:, EvI.SEQ], e[:, EvI.K], e[:, EvI.T]))]
+        deficits = np.flatnonzero(r.rec_i[:, 2] >= ISO_DEFICIT)
+        d = r.rec_i[deficits]
+        e = r.ints[bad]
+        if len(d) != len(bad) or not (np.array_equal(d[:, 0], e[:, EvI.T]) and np.array_equal(d[:, 1], e[:, EvI.K])):
+            raise ShardError(f"shard {s}, bars {r.w0}-{r.w1 - 1}: its bad-debt events do not match its deficits")
+        keys.append((starts[s] + bad, d[:, 0], d[:, 1], d[:, 2], np.full(len(bad), s), np.arange(len(bad))))
+    if keys:
+        idx, t, k, kind, shard, j = (np.concatenate(c) for c in zip(*keys))
+        order = np.lexsort((j, shard, kind, k, t))
+        seq = np.empty(len(order), np.int32)
+        seq[order] = np.arange(len(order), dtype=np.int32)
+        ints[idx, EvI.SEQ] = seq
+    return ints, floats
+
+
+def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund: float = 0.0,
+                     liquidation_slippage: float = 0.0, funding=None, intrabar: str = "ohlc", mm_basis: str = "mark",
+                     shards: int = 2, cluster=None, client=None, checkpoint_dir=None,
+                     checkpoint_every: int = DEFAULT_EVERY, adl_policy: str = adl.DEFAULT_POLICY, adl_seed: int = 0,
+                     impact=None, tape=None, cascade_rounds: int = DEFAULT_ROUNDS, event_capacity: int | None = None,
+                     progress=None, task=None, _rates=None) -> Result:
+    """:func:`riskcore.simulate` on a book split into ``shards`` shards of accounts, each run
+    on a worker; returns the same :class:`~riskcore.result.Result`, bit for bit.
+
+    Parameters are :func:`riskcore.simulate`'s (market impact and a tape are refused:
+    both couple accounts at every point), and:
+
+    shards : int
+        Shards of whole blocks of 1,024 accounts (at most one per block).
+    cluster : str, optional
+        ``"local:N"``, ``"local"`` or a scheduler's address (:func:`riskcore.cluster.parse_cluster`);
+        None or ``"off"``: the shards run one after the other in this process.
+    client : distributed.Client, optional
+        A client you have connected (instead of ``cluster``).
+    checkpoint_dir : str or Path, optional
+        A folder every worker sees at the same path, for the shards' states and the
+        committed windows.  A run killed and called again with the same folder resumes
+        from its last committed window.  Default: a temporary folder, removed at the end.
+        Only riskcore's own ``riskcore-shard-*`` files in it are ever removed.
+    checkpoint_every : int
+        Bars per window: the shards run this far ahead of the fund's replay.
+    progress : callable, optional
+        Called with the bars committed so far after each window.
+    task : callable, optional
+        What the workers run for a shard and a window (default :func:`run_window`).
+
+    ``result.timings["shard"]`` holds the run's figures: windows, rollbacks, the bars run
+    in one process, the bytes the shards reported and wrote, the coordinator's time.
+    """
+    from ..book import Book
+    from ..kernels.engine import INTRABAR_CODES, DEFAULT_BLOCK, _Overflow, _result, _Run, default_capacity
+    from ..kernels.engine import event_rows
+    from ..kernels.pack import money_of
+    from .kernels_nb import SERIAL, replay_nb, step_rows_nb
+
+    wall = time.perf_counter()
+    table = book.to_table() if isinstance(book, Book) else book
+    if not isinstance(table, BookTable):
+        raise TypeError(f"book must be a riskcore.BookTable or a riskcore.Book, not {type(book).__name__}")
+    paths = PricePaths.from_frames(paths)
+    _validate(table, paths, liquidation_fee_rate=liquidation_fee_rate, insurance_fund=insurance_fund,
+              liquidation_slippage=liquidation_slippage, intrabar=intrabar, mm_basis=mm_basis, impact=impact,
+              tape=tape, adl_policy=adl_policy, adl_seed=adl_seed, shards=shards, checkpoint_every=checkpoint_every)
+    if client is not None and cluster is not None:
+        raise InputError("give cluster or client, not both")
+    rates = _rates if _rates is not None else funding_by_step(funding, paths)
+    params = Params(INTRABAR_CODES[intrabar], mm_basis == "entry", float(liquidation_fee_rate),
+                    float(liquidation_slippage), DEFAULT_BLOCK, True, False, int(cascade_rounds),
+                    adl.policy_code(adl_policy), adl.check_seed(adl_seed))
+    run = _Run(table, paths, rates, [], params, intrabar, mm_basis, event_capacity, float(insurance_fund))
+    n_acc, n_steps = run.bk.acc_wallet.size, paths.n_steps
+    n_blocks = max(1, -(-n_acc // params.block))
+    if shards > n_blocks:
+        raise InputError(f"shards={shards}, but the book's {n_acc:,} accounts make {n_blocks} block(s) of "
+                         f"{params.block:,}: a shard is at least one block, so at most {n_blocks} shard(s)")
+    cuts = states.bounds(n_acc, shards, params.block)
+    every = int(checkpoint_every)
+    digest = checkpoints.run_digest(
+        (run.bk, run.mk, run.ct, run.im),
+        {"params": params._asdict(), "intrabar": intrabar, "mm_basis": mm_basis, "insurance_fund": insurance_fund,
+         "contracts": list(paths.contracts), "shards": cuts, "every": every, "sharded": VERSION,
+         "timestamps": [str(paths.timestamps[0]), str(paths.timestamps[-1]), n_steps]})
+    if checkpoint_dir is not None:
+        checkpoint_dir = Path(checkpoint_dir)
+        if not checkpoint_dir.is_dir():
+            raise InputError(f"checkpoint_dir {checkpoint_dir} is not a folder (create it first)")
+    folder = _Folder(checkpoint_dir, digest)
+    stats = {"shards": shards, "windows": 0, "rollbacks": 0, "bars_in_one_process": 0, "report_bytes": 0,
+             "state_bytes": 0, "worker_kernel_seconds": 0.0, "coordinator_seconds": 0.0, "one_process_seconds": 0.0,
+             "resumed_from_bar": 0, "bounds": cuts}
+    capacity = event_capacity or max(default_capacity(int(run.bk.acc_slot0[b]) - int(run.bk.acc_slot0[a]), rates)
+                                     for a, b in zip(cuts[:-1], cuts[1:]))
+    records = 4096
+    meta = folder.manifest()
+
+    def split_and_save(bk, sc, im, bar: int) -> None:
+        for s, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
+            sbk, ssc = states.split(bk, sc, a, b, params.block)
+            glob = np.zeros_like(ssc.glob)
+            glob[Glob.FUND] = AMPLE_FUND
+            ssc = ssc._replace(glob=glob, steps=np.zeros_like(ssc.steps))
+            stats["state_bytes"] += states.save(states.state_file(folder.path, s, bar), digest, bar, sbk, ssc, im)
+
+    def load_all(bar: int):
+        parts = [states.load(states.state_file(folder.path, s, bar), digest, bar) for s in range(shards)]
+        return parts
+
+    if meta is None:
+        if folder.ours():
+            raise CheckpointError(f"{folder.path} holds riskcore-shard-* files but no manifest (a run killed before "
+                                  "its first save): remove them, or name another checkpoint_dir")
+        _save_inputs(folder.path, digest, run.ct, run.mk, params)
+        glob = run.sc.glob.copy()
+        steps = np.zeros_like(run.sc.steps)
+        split_and_save(run.bk, run.sc, run.im, 0)
+        folder.write_npz("riskcore-shard-coord-0000000.npz", glob=glob, steps=steps)
+        meta = {"magic": MAGIC, "version": VERSION, "digest": digest, "bar": 0, "events": [], "capacity": capacity}
+        folder.write_json(MANIFEST, meta)
+    else:
+        with np.load(folder.path / f"riskcore-shard-coord-{meta['bar']:07d}.npz") as data:
+            glob, steps = data["glob"].copy(), data["steps"].copy()
+        capacity = max(capacity, int(meta.get("capacity", 0)))
+        stats["resumed_from_bar"] = int(meta["bar"])
+    executor = _Executor(None, task or run_window)
+    connection = None
+    if client is None and cluster is not None and str(cluster) != "off":
+        from ..cluster import connect, parse_cluster
+
+        spec = parse_cluster(cluster)
+        if spec is not None:
+            connection = connect(spec)
+            client = connection.__enter__()
+    try:
+        if client is not None:
+            prepare_shard_workers(client)
+            executor = _Executor(client, task or run_window)
+        w = int(meta["bar"])
+        if progress is not None and w:
+            progress(w)
+        while w < n_steps:
+            w1 = min(n_steps, w + every)
+            tasks = [ShardTask(str(folder.path), digest, s, cuts[s], w, w1, capacity, records)
+                     for s in range(shards)]
+            reports = executor.map(tasks)
+            start = time.perf_counter()
+            stats["windows"] += 1
+            for r in reports:
+                stats["report_bytes"] += r.nbytes()
+                stats["state_bytes"] += r.state_bytes
+                stats["worker_kernel_seconds"] += r.seconds
+                capacity, records = max(capacity, r.capacity), max(records, r.records)
+            rec_t, rec_k, rec_kind, rec_v = _merge_records(reports)
+            serial = np.zeros((w1 - w, len(SERIAL)))
+            trial = glob.copy()
+            short = replay_nb(rec_t, rec_k, rec_kind, rec_v, trial, np.int64(w), np.int64(w1), serial)
+            if short < 0:
+                blk = np.ascontiguousarray(np.concatenate([r.blk for r in reports], axis=1))
+                step_rows_nb(blk, serial, steps, np.int64(w))
+                glob = trial
+                ints, floats = _merge_events(reports)
+                end = w1
+                stats["coordinator_seconds"] += time.perf_counter() - start
+            else:
+                # the fund falls short at bar `short`: bars w .. short in one process, with the true fund
+                folder.remove(states.state_file(folder.path, s, w1) for s in range(shards))
+                stats["coordinator_seconds"] += time.perf_counter() - start
+                start = time.perf_counter()
+                end = int(short) + 1
+                while True:
+                    parts = load_all(w)
+                    bk, sc = states.merge([(p[0], p[1]) for p in parts])
+                    sc = sc._replace(glob=glob.copy(), steps=steps)
+                    run.bk, run.sc, run.im = bk, sc, parts[0][2]
+                    run.ev, run.drained, run.need = empty_events(event_rows(), capacity), [], 0
+                    try:
+                        run.steps(w, end, False, None)
+                        break
+                    except _Overflow:
+                        capacity = run.needed_capacity() + 1024
+                glob = run.sc.glob.copy()
+                steps = run.sc.steps
+                ints, floats = run.events()
+                split_and_save(run.bk, run.sc, run.im, end)
+                stats["rollbacks"] += 1
+                stats["bars_in_one_process"] += end - w
+                stats["one_process_seconds"] += time.perf_counter() - start
+                start = time.perf_counter()
+            part = f"riskcore-shard-events-{w:07d}-{end:07d}.npz"
+            folder.write_npz(part, ints=ints, floats=floats)
+            folder.write_npz(f"riskcore-shard-coord-{end:07d}.npz", glob=glob, steps=steps)
+            meta = dict(meta, bar=end, events=meta["events"] + [part], capacity=capacity)
+            folder.write_json(MANIFEST, meta)
+            folder.remove([folder.path / f"riskcore-shard-coord-{w:07d}.npz"]
+                          + [states.state_file(folder.path, s, w) for s in range(shards)])
+            stats["coordinator_seconds"] += time.perf_counter() - start
+            w = end
+            if progress is not None:
+                progress(w)
+        # the whole book at the end, and the Result simulate() builds from it
+        start = time.perf_counter()
+        parts = load_all(n_steps)
+        bk, sc = states.merge([(p[0], p[1]) for p in parts])
+        run.bk, run.sc, run.im = bk, sc._replace(glob=glob, steps=steps), parts[0][2]
+        drained = []
+        for name in meta["events"]:
+            with np.load(folder.path / name) as data:
+                drained.append((data["ints"], data["floats"]))
+        run.drained, run.ev, run.need = drained, empty_events(1, 1), 0
+        result = _result(run, paths, money_of(table, float(insurance_fund)), params, intrabar, mm_basis,
+                         insurance_fund)
+        stats["coordinator_seconds"] += time.perf_counter() - start
+    finally:
+        if connection is not None:
+            connection.__exit__(None, None, None)
+    folder.finish()
+    result.params["market_impact"] = {}
+    result.params["cascade_rounds"] = int(cascade_rounds)
+    result.params["adl_policy"] = adl_policy
+    result.params["adl_seed"] = adl_seed
+    stats["wall_seconds"] = time.perf_counter() - wall
+    result.timings["kernel"] = stats["worker_kernel_seconds"]
+    result.timings["resumed_from_bar"] = stats["resumed_from_bar"]
+    result.timings["shard"] = stats
+    return result
+
+
+def prepare_shard_workers(client) -> None:
+    """Check the workers (the same riskcore) and warm both the run's kernels and the
+    sharding kernels on every worker, now and on any that joins later."""
+    from ..cluster import prepare_workers
+
+    prepare_workers(client)
+    client.register_plugin(ShardWarmupPlugin(), name=ShardWarmupPlugin.name)
+
+
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin as _PluginBase
+except ImportError:  # pragma: no cover - dask is optional
+    _PluginBase = object
+
+
+class ShardWarmupPlugin(_PluginBase):
+    """A Dask worker plugin: the sharding kernels loaded (or compiled) before any task."""
+    name = "riskcore-shard-warmup"
+    idempotent = True
+
+    async def setup(self, worker):
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(None, warm_shard)
