@@ -27,7 +27,7 @@ def crash_book(n_accounts: int = 3_000, seed: int = 0, bankrupt_until: int | Non
     next_order = 1
     for i, a in enumerate(ids):
         long_side = i < bankrupt_until and rng.random() < 0.8
-        lev = float(rng.choice([25.0, 50.0, 100.0])) if long_side else float(rng.choice([2.0, 3.0, 5.0]))
+        lev = float(rng.choice([10.0, 25.0, 50.0, 100.0])) if long_side else float(rng.choice([2.0, 3.0, 5.0]))
         iso = bool(rng.random() < 0.3)
         both = bool(rng.random() < 0.3)
         held = ["AAA", "BBB"] if both else [str(rng.choice(["AAA", "BBB"]))]
