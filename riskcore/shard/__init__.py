@@ -43,7 +43,7 @@ from ..impact import DEFAULT_ROUNDS
 from ..inputs import INTRABAR_MODELS, InputError, PricePaths, funding_by_step
 from ..kernels import checkpoint as checkpoints
 from ..kernels.checkpoint import CheckpointError
-from ..kernels.enums import EvI, Glob, N_BLOCK_ACC, Stage
+from ..kernels.enums import BlockAcc, EvI, Glob, N_BLOCK_ACC, Stage
 from ..kernels.state import ContractArrays, Market, Params, empty_events
 from ..result import Result
 from ..table import BookTable
@@ -85,7 +85,9 @@ class ShardReport:
     floats: np.ndarray  # f8 [n, N_EVF]
     rec_i: np.ndarray  # i8 [m, 3] phase B's records: bar, point, kind (kernels_nb.ISO_FEE ...)
     rec_v: np.ndarray  # f8 [m]
-    blk: np.ndarray  # f8 [w1 - w0, n_blocks, N_BLOCK_ACC] per-block step sums
+    oi: np.ndarray  # f8 [w1 - w0, n_blocks] each block's open interest at each bar's end
+    sums_at: np.ndarray  # i4 [k, 3] (bar - w0, block, column) of the other per-block step sums that are not 0
+    sums: np.ndarray  # f8 [k] their values (most blocks are quiet at most bars: they send nothing)
     capacity: int  # what the buffers had to hold (grown on overflow)
     records: int
     seconds: float  # inside the kernels
@@ -96,7 +98,15 @@ class ShardReport:
 
     def nbytes(self) -> int:
         """Bytes this report moves to the coordinator (its arrays)."""
-        return int(self.ints.nbytes + self.floats.nbytes + self.rec_i.nbytes + self.rec_v.nbytes + self.blk.nbytes)
+        return int(self.ints.nbytes + self.floats.nbytes + self.rec_i.nbytes + self.rec_v.nbytes + self.oi.nbytes
+                   + self.sums_at.nbytes + self.sums.nbytes)
+
+    def block_sums(self) -> np.ndarray:
+        """The per-block step sums f8 [w1 - w0, n_blocks, N_BLOCK_ACC] (as the kernel left them)."""
+        blk = np.zeros(self.oi.shape + (N_BLOCK_ACC,))
+        blk[:, :, BlockAcc.OPEN_INTEREST] = self.oi
+        blk[self.sums_at[:, 0], self.sums_at[:, 1], self.sums_at[:, 2]] = self.sums
+        return blk
 
 
 def _inputs_file(folder: Path) -> Path:
@@ -194,7 +204,11 @@ def run_window(task: ShardTask) -> ShardReport:
     ints[:, EvI.ACCOUNT] += np.int32(task.a0)
     m = int(n_rec[0])
     size = states.save(states.state_file(folder, task.shard, task.w1), task.digest, task.w1, bk, sc, im)
-    return ShardReport(task.shard, task.w0, task.w1, ints, floats, rec_i[:m].copy(), rec_v[:m].copy(), blk,
+    oi = blk[:, :, BlockAcc.OPEN_INTEREST].copy()
+    blk[:, :, BlockAcc.OPEN_INTEREST] = 0.0
+    at = np.argwhere(blk != 0.0).astype(np.int32)  # -0.0 sent as nothing: a sum starts at +0.0, never becomes -0.0, and x + -0.0 == x then
+    sums = blk[at[:, 0], at[:, 1], at[:, 2]].copy()
+    return ShardReport(task.shard, task.w0, task.w1, ints, floats, rec_i[:m].copy(), rec_v[:m].copy(), oi, at, sums,
                        capacity, records, seconds, size, socket.gethostname(), os.getpid(), address)
 
 
@@ -526,7 +540,7 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
             trial = glob.copy()
             short = replay_nb(rec_t, rec_k, rec_kind, rec_v, trial, np.int64(w), np.int64(w1), serial)
             if short < 0:
-                blk = np.ascontiguousarray(np.concatenate([r.blk for r in reports], axis=1))
+                blk = np.ascontiguousarray(np.concatenate([r.block_sums() for r in reports], axis=1))
                 step_rows_nb(blk, serial, steps, np.int64(w))
                 glob = trial
                 ints, floats = _merge_events(reports)
