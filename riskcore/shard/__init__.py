@@ -116,7 +116,11 @@ def _inputs_file(folder: Path) -> Path:
 def _save_inputs(folder: Path, digest: str, ct: ContractArrays, mk: Market, pr: Params) -> None:
     arrays = {f"ct.{k}": v for k, v in ct._asdict().items()}
     arrays.update({f"mk.{k}": v for k, v in mk._asdict().items()})
-    arrays["meta"] = np.array(json.dumps({"magic": MAGIC, "digest": digest, "params": pr._asdict()}))
+    # arrays the run has read-only stay read-only: numba types them apart, and a second type
+    # would compile the stepping kernels a second time
+    readonly = [k for k, v in arrays.items() if not v.flags.writeable]
+    arrays["meta"] = np.array(json.dumps({"magic": MAGIC, "digest": digest, "params": pr._asdict(),
+                                          "readonly": readonly}))
     path = _inputs_file(folder)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
@@ -133,8 +137,11 @@ def _load_inputs(folder: str, digest: str):
         meta = json.loads(str(data["meta"][()]))
         if meta.get("magic") != MAGIC or meta.get("digest") != digest:
             raise CheckpointError(f"{_inputs_file(Path(folder))} belongs to another run")
-        ct = ContractArrays(**{k: data[f"ct.{k}"].copy() for k in ContractArrays._fields})
-        mk = Market(**{k: data[f"mk.{k}"].copy() for k in Market._fields})
+        arrays = {k: data[k].copy() for k in data.files if k != "meta"}
+    for k in meta.get("readonly", []):
+        arrays[k].flags.writeable = False
+    ct = ContractArrays(**{k: arrays[f"ct.{k}"] for k in ContractArrays._fields})
+    mk = Market(**{k: arrays[f"mk.{k}"] for k in Market._fields})
     pr = Params(**meta["params"])
     return ct, mk, pr, new_levels(mk.ohlc, pr.intrabar, ct)
 
