@@ -19,7 +19,7 @@ import pytest
 from riskcore import simulate
 from riskcore.inputs import InputError
 from riskcore.kernels.checkpoint import CheckpointError
-from riskcore.shard import simulate_sharded
+from riskcore.shard import drop_held, run_window, simulate_sharded
 from shard_books import crash_book, crash_paths
 
 PARAMS = dict(liquidation_fee_rate=0.01, liquidation_slippage=0.002)
@@ -58,12 +58,13 @@ def funding(paths):
 
 
 def one_and_sharded(book, paths, **kw):
-    shard_kw = {k: kw.pop(k) for k in ("shards", "checkpoint_every", "checkpoint_dir", "progress") if k in kw}
+    shard_kw = {k: kw.pop(k) for k in ("shards", "window", "checkpoint_every", "checkpoint_dir", "progress")
+                if k in kw}
     return simulate(book, paths, **kw), simulate_sharded(book, paths, **kw, **shard_kw)
 
 
 def test_an_ample_fund_never_needs_one_process(book, paths, funding):
-    one, sharded = one_and_sharded(book, paths, insurance_fund=1e9, funding=funding, shards=2, checkpoint_every=16,
+    one, sharded = one_and_sharded(book, paths, insurance_fund=1e9, funding=funding, shards=2, window=16,
                                    **PARAMS)
     kinds = one.events["kind"].value_counts()
     assert kinds["bad_debt"] > 100 and kinds["liquidation"] > 1000 and kinds["funding"] > 0
@@ -74,7 +75,8 @@ def test_an_ample_fund_never_needs_one_process(book, paths, funding):
 
 
 def test_a_fund_that_runs_short_deleverages_across_shards(book, paths):
-    one, sharded = one_and_sharded(book, paths, insurance_fund=0.0, shards=2, checkpoint_every=16, **PARAMS)
+    one, sharded = one_and_sharded(book, paths, insurance_fund=0.0, shards=2, window=16, checkpoint_every=40,
+                                   **PARAMS)
     ev = one.events
     bankrupt = ev[(ev["kind"] == "adl") & (ev["reason"] == "bankrupt side")]["account"]
     counterparty = ev[(ev["kind"] == "adl") & (ev["reason"] == "counterparty")]["account"]
@@ -86,7 +88,7 @@ def test_a_fund_that_runs_short_deleverages_across_shards(book, paths):
 
 def test_a_fund_without_fees_rolls_back_at_every_deficit():
     book, paths = crash_book(2_500, seed=4), crash_paths(80, seed=2, gaps=((20, 0.95), (50, 0.9)))
-    one, sharded = one_and_sharded(book, paths, insurance_fund=0.0, shards=2, checkpoint_every=32,
+    one, sharded = one_and_sharded(book, paths, insurance_fund=0.0, shards=2, window=32,
                                    liquidation_fee_rate=0.0, liquidation_slippage=0.002)
     steps = one.steps
     assert list(steps.index[steps["adl_recovered"] > 0]) == [0, 20]
@@ -99,7 +101,7 @@ def test_a_fund_without_fees_rolls_back_at_every_deficit():
 def test_models_and_policies(intrabar, mm_basis, policy):
     book, paths = crash_book(2_200, seed=7), crash_paths(64, seed=3)
     one, sharded = one_and_sharded(book, paths, insurance_fund=50.0, intrabar=intrabar, mm_basis=mm_basis,
-                                   adl_policy=policy, adl_seed=5, shards=2, checkpoint_every=10, **PARAMS)
+                                   adl_policy=policy, adl_seed=5, shards=2, window=10, checkpoint_every=25, **PARAMS)
     assert (one.events["kind"] == "bad_debt").any()
     assert_same(sharded, one)
 
@@ -107,7 +109,7 @@ def test_models_and_policies(intrabar, mm_basis, policy):
 def test_three_shards_and_one_shard(book, paths):
     one = simulate(book, paths, insurance_fund=100.0, **PARAMS)
     for shards in (1, 3):
-        sharded = simulate_sharded(book, paths, insurance_fund=100.0, shards=shards, checkpoint_every=25, **PARAMS)
+        sharded = simulate_sharded(book, paths, insurance_fund=100.0, shards=shards, window=25, **PARAMS)
         assert_same(sharded, one)
 
 
@@ -123,25 +125,49 @@ def test_a_killed_run_resumes_from_its_folder(book, paths, tmp_path):
         return progress
 
     with pytest.raises(Killed):
-        simulate_sharded(book, paths, insurance_fund=0.0, shards=2, checkpoint_every=16, checkpoint_dir=tmp_path,
+        simulate_sharded(book, paths, insurance_fund=0.0, shards=2, window=16, checkpoint_every=32,
+                         checkpoint_dir=tmp_path,
                          progress=kill_at(40), **PARAMS)
     manifest = json.loads((tmp_path / "riskcore-shard-manifest.json").read_text())
-    assert manifest["bar"] >= 40
+    assert 1 < manifest["bar"] <= 40  # the last checkpoint (every 32 bars, and after the rollback at bar 0)
     seen = []
-    resumed = simulate_sharded(book, paths, insurance_fund=0.0, shards=2, checkpoint_every=16,
+    resumed = simulate_sharded(book, paths, insurance_fund=0.0, shards=2, window=16, checkpoint_every=32,
                                checkpoint_dir=tmp_path, progress=seen.append, **PARAMS)
     assert resumed.timings["resumed_from_bar"] == manifest["bar"] == seen[0]
     assert_same(resumed, one)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # ours gone, the user's kept
     # another run's folder is refused, and left alone
     with pytest.raises(Killed):
-        simulate_sharded(book, paths, insurance_fund=0.0, shards=2, checkpoint_every=16, checkpoint_dir=tmp_path,
+        simulate_sharded(book, paths, insurance_fund=0.0, shards=2, window=16, checkpoint_every=32,
+                         checkpoint_dir=tmp_path,
                          progress=kill_at(1), **PARAMS)
     before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(CheckpointError, match="belongs to another run"):
-        simulate_sharded(book, paths, insurance_fund=1.0, shards=2, checkpoint_every=16, checkpoint_dir=tmp_path,
+        simulate_sharded(book, paths, insurance_fund=1.0, shards=2, window=16, checkpoint_every=32,
+                         checkpoint_dir=tmp_path,
                          **PARAMS)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def forgetful(task):
+    """A worker that lost its shard's state before every window (as a new worker would)."""
+    drop_held(task.digest)
+    return run_window(task)
+
+
+def test_a_shard_without_its_state_in_memory_restarts_from_its_last_file(book, paths):
+    one = simulate(book, paths, insurance_fund=0.0, **PARAMS)
+    sharded = simulate_sharded(book, paths, insurance_fund=0.0, shards=2, window=8, checkpoint_every=30,
+                               task=forgetful, **PARAMS)
+    assert sharded.timings["shard"]["bars_caught_up"] > 0
+    assert_same(sharded, one)
+
+
+def test_event_buffers_that_overflow_are_grown(book, paths):
+    one = simulate(book, paths, insurance_fund=0.0, **PARAMS)
+    sharded = simulate_sharded(book, paths, insurance_fund=0.0, shards=2, window=16, checkpoint_every=32,
+                               event_capacity=20, **PARAMS)
+    assert_same(sharded, one)
 
 
 def test_what_sharding_refuses(book, paths, tmp_path):
@@ -158,6 +184,8 @@ def test_what_sharding_refuses(book, paths, tmp_path):
             simulate_sharded(book, paths, shards=bad, **PARAMS)
         with pytest.raises(InputError, match="checkpoint_every must be"):
             simulate_sharded(book, paths, checkpoint_every=bad, **PARAMS)
+        with pytest.raises(InputError, match="window must be"):
+            simulate_sharded(book, paths, window=bad, **PARAMS)
     with pytest.raises(InputError, match="not a folder"):
         simulate_sharded(book, paths, checkpoint_dir=tmp_path / "nowhere", **PARAMS)
     with pytest.raises(InputError, match="liquidation_fee_rate"):
@@ -168,7 +196,7 @@ def test_what_sharding_refuses(book, paths, tmp_path):
 
 
 def test_records_and_bytes_are_reported(book, paths):
-    sharded = simulate_sharded(book, paths, insurance_fund=1e9, shards=2, checkpoint_every=30, **PARAMS)
+    sharded = simulate_sharded(book, paths, insurance_fund=1e9, shards=2, window=30, **PARAMS)
     stats = sharded.timings["shard"]
     assert stats["windows"] == 3 and stats["report_bytes"] > 0 and stats["state_bytes"] > 0
     assert np.isfinite(stats["coordinator_seconds"])

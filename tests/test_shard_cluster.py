@@ -33,8 +33,8 @@ def inputs():
 def test_shards_on_two_workers_give_the_one_process_result(inputs, dask_client):
     book, paths, one = inputs
     assert (one.events["kind"] == "adl").any()
-    sharded = simulate_sharded(book, paths, insurance_fund=0.0, shards=2, checkpoint_every=16, client=dask_client,
-                               **PARAMS)
+    sharded = simulate_sharded(book, paths, insurance_fund=0.0, shards=2, window=16, checkpoint_every=32,
+                               client=dask_client, **PARAMS)
     assert sharded.timings["shard"]["rollbacks"] >= 1
     assert_same(sharded, one)
 
@@ -73,10 +73,11 @@ def test_a_worker_killed_mid_window_changes_nothing(inputs, dask_client, tmp_pat
     book, paths, one = inputs
     folder = tmp_path / "ckpt"
     folder.mkdir()
-    sharded = simulate_sharded(book, paths, insurance_fund=0.0, shards=2, checkpoint_every=16, client=dask_client,
-                               checkpoint_dir=folder, task=dying_window, **PARAMS)
+    sharded = simulate_sharded(book, paths, insurance_fund=0.0, shards=2, window=16, checkpoint_every=32,
+                               client=dask_client, checkpoint_dir=folder, task=dying_window, **PARAMS)
     died = tmp_path / "ckpt.died"
     assert died.is_file(), "the first attempt of shard 1 killed its worker"
+    assert sharded.timings["shard"]["bars_caught_up"] > 0  # the retry rebuilt the shard from its last file
     assert_same(sharded, one)
     assert list(folder.iterdir()) == []  # every file of the run removed, the dead attempt's too
     dask_client.wait_for_workers(2, timeout=300)  # the nanny started a new worker

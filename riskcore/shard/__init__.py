@@ -52,7 +52,8 @@ from . import state as states
 __all__ = ["simulate_sharded", "run_window", "ShardTask", "ShardReport", "ShardError"]
 
 AMPLE_FUND = 1e300  # a shard's fund: every deficit is paid in full, nothing is deleveraged
-DEFAULT_EVERY = 64  # bars per window (and between checkpoints)
+DEFAULT_WINDOW = 64  # bars per window: how far the shards run ahead of the fund's replay
+DEFAULT_EVERY = 512  # bars between the shards' state files
 MANIFEST = "riskcore-shard-manifest.json"
 MAGIC = "riskcore-shard-run"
 VERSION = 1
@@ -73,6 +74,9 @@ class ShardTask:
     w1: int
     capacity: int  # events per buffer row
     records: int  # room for phase B's records
+    saved: int  # the last bar whose state file the shard has (<= w0)
+    save: bool  # write the state at w1
+    epoch: str  # the coordinator's run and rollbacks so far: a held state of another epoch is not used
     numba_threads: int = 0  # 0: NUMBA_NUM_THREADS / the worker's threads
 
 
@@ -91,7 +95,8 @@ class ShardReport:
     capacity: int  # what the buffers had to hold (grown on overflow)
     records: int
     seconds: float  # inside the kernels
-    state_bytes: int  # the state file written (and the one read)
+    state_bytes: int  # the state file written (0 when not saved)
+    caught_up: int  # bars stepped to rebuild the state at w0 (0 when the worker held it)
     host: str
     pid: int
     address: str
@@ -155,14 +160,59 @@ def _worker_address() -> str:
         return "local"
 
 
-def run_window(task: ShardTask) -> ShardReport:
-    """Run one shard through one window, optimistically (see the module docstring): read its
-    state at ``w0``, step, write its state at ``w1``, report.  Idempotent: an attempt that
-    dies leaves the state at ``w0`` as it was, and a repeated attempt writes the same file."""
-    import numba
+#: the shards' states a worker process holds between windows: {(folder, run, shard): (epoch, bar, state)}.
+#: A window starts from the held state when it is the one the coordinator expects (same run,
+#: same epoch: no rollback since, same bar); otherwise from the last state file, stepping
+#: forward to the window's start.
+_HELD: dict = {}
 
+
+def _step(bk, sc, im, inputs, t0: int, t1: int, capacity: int, records: int):
+    """Bars ``t0:t1`` of a shard: (events, records, block sums, kernel seconds, need, overflowed)."""
     from ..kernels.engine import CHUNK, event_rows
     from .kernels_nb import shard_steps_nb
+
+    ct, mk, pr, lv = inputs
+    ev = empty_events(event_rows(), capacity)
+    rec_i = np.empty((records, 3), np.int64)
+    rec_v = np.empty(records)
+    n_rec = np.zeros(1, np.int64)
+    blk = np.empty((t1 - t0, sc.blk_nliq.size, N_BLOCK_ACC))
+    drained, need, seconds, overflowed = [], 0, 0.0, False
+    t = t0
+    while t < t1:
+        end = min(t1, t + CHUNK)
+        start = time.perf_counter()
+        shard_steps_nb(bk, ct, mk, lv, sc, ev, pr, im, np.int64(t), np.int64(end), rec_i, rec_v, n_rec,
+                       blk[t - t0:end - t0])
+        seconds += time.perf_counter() - start
+        need = max(need, int((ev.count + ev.overflow).max()))
+        overflowed = overflowed or bool(ev.overflow.any()) or int(n_rec[0]) > records
+        if not overflowed:
+            for r in range(ev.count.size):
+                n = int(ev.count[r])
+                if n:
+                    drained.append((ev.ints[r, :n].copy(), ev.floats[r, :n].copy()))
+        ev.count[:] = 0
+        ev.overflow[:] = 0
+        t = end
+    return drained, (rec_i, rec_v, int(n_rec[0])), blk, seconds, need, overflowed
+
+
+def drop_held(digest: str) -> None:
+    """Let go of the shards' states of run ``digest`` held by this process."""
+    for key in [k for k in _HELD if k[1] == digest]:
+        del _HELD[key]
+
+
+def run_window(task: ShardTask) -> ShardReport:
+    """Run one shard through one window, optimistically (see the module docstring), and
+    report.  The state at ``w0`` is the one this process holds from the shard's previous
+    window, or else the last state file (bar ``saved``) stepped forward to ``w0`` (those bars
+    are committed: their outputs are dropped; an event buffer that overflows there changes
+    no state).  With ``save``, the state at ``w1`` is written to the folder.  Idempotent: an
+    attempt that dies changes no file but the one it would write, with the same content."""
+    import numba
 
     address = _worker_address()
     if address != "local":
@@ -173,50 +223,43 @@ def run_window(task: ShardTask) -> ShardReport:
         threads = task.numba_threads or numba.config.NUMBA_NUM_THREADS
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     folder = Path(task.folder)
-    ct, mk, pr, lv = _load_inputs(str(folder), task.digest)
-    path = states.state_file(folder, task.shard, task.w0)
+    inputs = _load_inputs(str(folder), task.digest)
+    key = (str(folder), task.digest, task.shard)
     capacity, records = task.capacity, task.records
-    seconds = 0.0
+    seconds, caught_up, held = 0.0, 0, _HELD.pop(key, None)
     while True:
-        bk, sc, im = states.load(path, task.digest, task.w0)
-        ev = empty_events(event_rows(), capacity)
-        rec_i = np.empty((records, 3), np.int64)
-        rec_v = np.empty(records)
-        n_rec = np.zeros(1, np.int64)
-        blk = np.empty((task.w1 - task.w0, sc.blk_nliq.size, N_BLOCK_ACC))
-        drained, need, t = [], 0, task.w0
-        while t < task.w1:
-            end = min(task.w1, t + CHUNK)
-            start = time.perf_counter()
-            shard_steps_nb(bk, ct, mk, lv, sc, ev, pr, im, np.int64(t), np.int64(end), rec_i, rec_v, n_rec,
-                           blk[t - task.w0:end - task.w0])
-            seconds += time.perf_counter() - start
-            need = max(need, int((ev.count + ev.overflow).max()))
-            if ev.overflow.any() or n_rec[0] > records:
-                break
-            for r in range(ev.count.size):
-                n = int(ev.count[r])
-                if n:
-                    drained.append((ev.ints[r, :n].copy(), ev.floats[r, :n].copy()))
-            ev.count[:] = 0
-            t = end
-        if t >= task.w1:
+        if held is not None and held[:2] == (task.epoch, task.w0):
+            bk, sc, im = held[2]
+        else:
+            bk, sc, im = states.load(states.state_file(folder, task.shard, task.saved), task.digest, task.saved)
+            if task.saved < task.w0:
+                out = _step(bk, sc, im, inputs, task.saved, task.w0, capacity, 1)
+                seconds += out[3]
+                caught_up += task.w0 - task.saved
+        held = None
+        drained, (rec_i, rec_v, m), blk, took, need, overflowed = _step(bk, sc, im, inputs, task.w0, task.w1,
+                                                                          capacity, records)
+        seconds += took
+        if not overflowed:
             break
         capacity = max(capacity, need + 1024)  # a row overflowed, or the records did: again, with room
-        records = max(records, 2 * int(n_rec[0]))
+        records = max(records, 2 * m)
     from ..kernels.enums import N_EVF, N_EVI
 
     ints = np.concatenate([i for i, _ in drained]) if drained else np.empty((0, N_EVI), np.int32)
     floats = np.concatenate([f for _, f in drained]) if drained else np.empty((0, N_EVF))
     ints[:, EvI.ACCOUNT] += np.int32(task.a0)
-    m = int(n_rec[0])
-    size = states.save(states.state_file(folder, task.shard, task.w1), task.digest, task.w1, bk, sc, im)
+    size = 0
+    if task.save:
+        size = states.save(states.state_file(folder, task.shard, task.w1), task.digest, task.w1, bk, sc, im)
+    _HELD[key] = (task.epoch, task.w1, (bk, sc, im))
     oi = blk[:, :, BlockAcc.OPEN_INTEREST].copy()
     blk[:, :, BlockAcc.OPEN_INTEREST] = 0.0
-    at = np.argwhere(blk != 0.0).astype(np.int32)  # -0.0 sent as nothing: a sum starts at +0.0, never becomes -0.0, and x + -0.0 == x then
+    # -0.0 is sent as nothing: a sum starts at +0.0 and never becomes -0.0, so x + -0.0 == x
+    at = np.argwhere(blk != 0.0).astype(np.int32)
     sums = blk[at[:, 0], at[:, 1], at[:, 2]].copy()
     return ShardReport(task.shard, task.w0, task.w1, ints, floats, rec_i[:m].copy(), rec_v[:m].copy(), oi, at, sums,
-                       capacity, records, seconds, size, socket.gethostname(), os.getpid(), address)
+                       capacity, records, seconds, size, caught_up, socket.gethostname(), os.getpid(), address)
 
 
 _SHARD_WARM: dict = {}
@@ -243,7 +286,7 @@ def warm_shard() -> dict:
 
 # ------------------------------------------------------------------ the coordinator
 def _validate(table, paths, *, liquidation_fee_rate, insurance_fund, liquidation_slippage, intrabar, mm_basis,
-              impact, tape, adl_policy, adl_seed, shards, checkpoint_every):
+              impact, tape, adl_policy, adl_seed, shards, window, checkpoint_every):
     """simulate()'s checks, and what a sharded run refuses."""
     if intrabar not in INTRABAR_MODELS:
         raise InputError(f"intrabar must be one of {INTRABAR_MODELS}, not {intrabar!r}")
@@ -271,8 +314,9 @@ def _validate(table, paths, *, liquidation_fee_rate, insurance_fund, liquidation
             "so a shard cannot apply its rows alone; run it with riskcore.simulate in one process")
     if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
         raise InputError(f"shards must be a whole number >= 1, not {shards!r}")
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
-        raise InputError(f"checkpoint_every must be a whole number of bars >= 1, not {checkpoint_every!r}")
+    for name, value in (("window", window), ("checkpoint_every", checkpoint_every)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{name} must be a whole number of bars >= 1, not {value!r}")
     unknown = [c for c in paths.contracts if c not in table.symbols]
     if unknown:
         raise InputError(f"paths given for contract(s) {unknown} that the book does not have")
@@ -297,7 +341,11 @@ class _Executor:
         if self.client is None:
             return [self.task(t) for t in tasks]
         self.attempt += 1
-        futures = [self.client.submit(self.task, t, pure=False,
+        # a shard goes to the same worker window after window (it holds the shard's state), or
+        # to another when that one is gone
+        workers = sorted(self.client.scheduler_info()["workers"])
+        futures = [self.client.submit(self.task, t, pure=False, workers=[workers[t.shard % len(workers)]],
+                                      allow_other_workers=True,
                                       key=f"riskcore-shard-{t.digest[:10]}-{t.shard}-{t.w0}-{t.w1}-{self.attempt}")
                    for t in tasks]
         try:
@@ -408,7 +456,7 @@ def _merge_events(reports: list[ShardReport]) -> tuple[np.ndarray, np.ndarray]:
 
 def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund: float = 0.0,
                      liquidation_slippage: float = 0.0, funding=None, intrabar: str = "ohlc", mm_basis: str = "mark",
-                     shards: int = 2, cluster=None, client=None, checkpoint_dir=None,
+                     shards: int = 2, cluster=None, client=None, checkpoint_dir=None, window: int = DEFAULT_WINDOW,
                      checkpoint_every: int = DEFAULT_EVERY, adl_policy: str = adl.DEFAULT_POLICY, adl_seed: int = 0,
                      impact=None, tape=None, cascade_rounds: int = DEFAULT_ROUNDS, event_capacity: int | None = None,
                      progress=None, task=None, _rates=None) -> Result:
@@ -426,12 +474,16 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
     client : distributed.Client, optional
         A client you have connected (instead of ``cluster``).
     checkpoint_dir : str or Path, optional
-        A folder every worker sees at the same path, for the shards' states and the
-        committed windows.  A run killed and called again with the same folder resumes
-        from its last committed window.  Default: a temporary folder, removed at the end.
-        Only riskcore's own ``riskcore-shard-*`` files in it are ever removed.
+        A folder every worker sees at the same path, for the shards' state files and the
+        run's committed outputs.  A run killed and called again with the same folder resumes
+        from its last checkpoint.  Default: a temporary folder, removed at the end.  Only
+        riskcore's own ``riskcore-shard-*`` files in it are ever removed.
+    window : int
+        Bars per window: the shards run this far ahead of the fund's replay (each worker
+        keeps its shard's state in memory from one window to the next).
     checkpoint_every : int
-        Bars per window: the shards run this far ahead of the fund's replay.
+        Bars between state files (at the end of the first window this many bars after the
+        last one, and after every rollback).  A lost shard restarts from its last file.
     progress : callable, optional
         Called with the bars committed so far after each window.
     task : callable, optional
@@ -440,6 +492,8 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
     ``result.timings["shard"]`` holds the run's figures: windows, rollbacks, the bars run
     in one process, the bytes the shards reported and wrote, the coordinator's time.
     """
+    import uuid
+
     from ..book import Book
     from ..kernels.engine import INTRABAR_CODES, DEFAULT_BLOCK, _Overflow, _result, _Run, default_capacity
     from ..kernels.engine import event_rows
@@ -453,7 +507,8 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
     paths = PricePaths.from_frames(paths)
     _validate(table, paths, liquidation_fee_rate=liquidation_fee_rate, insurance_fund=insurance_fund,
               liquidation_slippage=liquidation_slippage, intrabar=intrabar, mm_basis=mm_basis, impact=impact,
-              tape=tape, adl_policy=adl_policy, adl_seed=adl_seed, shards=shards, checkpoint_every=checkpoint_every)
+              tape=tape, adl_policy=adl_policy, adl_seed=adl_seed, shards=shards, window=window,
+              checkpoint_every=checkpoint_every)
     if client is not None and cluster is not None:
         raise InputError("give cluster or client, not both")
     rates = _rates if _rates is not None else funding_by_step(funding, paths)
@@ -467,20 +522,19 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
         raise InputError(f"shards={shards}, but the book's {n_acc:,} accounts make {n_blocks} block(s) of "
                          f"{params.block:,}: a shard is at least one block, so at most {n_blocks} shard(s)")
     cuts = states.bounds(n_acc, shards, params.block)
-    every = int(checkpoint_every)
     digest = checkpoints.run_digest(
         (run.bk, run.mk, run.ct, run.im),
         {"params": params._asdict(), "intrabar": intrabar, "mm_basis": mm_basis, "insurance_fund": insurance_fund,
-         "contracts": list(paths.contracts), "shards": cuts, "every": every, "sharded": VERSION,
-         "timestamps": [str(paths.timestamps[0]), str(paths.timestamps[-1]), n_steps]})
+         "contracts": list(paths.contracts), "shards": cuts, "window": window, "every": checkpoint_every,
+         "sharded": VERSION, "timestamps": [str(paths.timestamps[0]), str(paths.timestamps[-1]), n_steps]})
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
         if not checkpoint_dir.is_dir():
             raise InputError(f"checkpoint_dir {checkpoint_dir} is not a folder (create it first)")
     folder = _Folder(checkpoint_dir, digest)
     stats = {"shards": shards, "windows": 0, "rollbacks": 0, "bars_in_one_process": 0, "report_bytes": 0,
-             "state_bytes": 0, "worker_kernel_seconds": 0.0, "coordinator_seconds": 0.0, "one_process_seconds": 0.0,
-             "resumed_from_bar": 0, "bounds": cuts}
+             "state_bytes": 0, "state_files": 0, "bars_caught_up": 0, "worker_kernel_seconds": 0.0,
+             "coordinator_seconds": 0.0, "one_process_seconds": 0.0, "resumed_from_bar": 0, "bounds": cuts}
     capacity = event_capacity or max(default_capacity(int(run.bk.acc_slot0[b]) - int(run.bk.acc_slot0[a]), rates)
                                      for a, b in zip(cuts[:-1], cuts[1:]))
     records = 4096
@@ -493,10 +547,23 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
             glob[Glob.FUND] = AMPLE_FUND
             ssc = ssc._replace(glob=glob, steps=np.zeros_like(ssc.steps))
             stats["state_bytes"] += states.save(states.state_file(folder.path, s, bar), digest, bar, sbk, ssc, im)
+            stats["state_files"] += 1
 
-    def load_all(bar: int):
-        parts = [states.load(states.state_file(folder.path, s, bar), digest, bar) for s in range(shards)]
-        return parts
+    def checkpoint(bar: int, events: list) -> None:
+        """Everything up to ``bar`` on disk (the shards' files at ``bar`` are written): the
+        events since the last checkpoint, the coordinator's state, then the manifest."""
+        nonlocal meta
+        part = f"riskcore-shard-events-{meta['bar']:07d}-{bar:07d}.npz"
+        if events:
+            folder.write_npz(part, ints=np.concatenate([i for i, _ in events]),
+                             floats=np.concatenate([f for _, f in events]))
+        folder.write_npz(f"riskcore-shard-coord-{bar:07d}.npz", glob=glob, steps=steps)
+        old = meta["bar"]
+        meta = dict(meta, bar=bar, events=meta["events"] + ([part] if events else []), capacity=capacity)
+        folder.write_json(MANIFEST, meta)
+        if old != bar:
+            folder.remove([folder.path / f"riskcore-shard-coord-{old:07d}.npz"]
+                          + [states.state_file(folder.path, s, old) for s in range(shards)])
 
     if meta is None:
         if folder.ours():
@@ -506,14 +573,14 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
         glob = run.sc.glob.copy()
         steps = np.zeros_like(run.sc.steps)
         split_and_save(run.bk, run.sc, run.im, 0)
-        folder.write_npz("riskcore-shard-coord-0000000.npz", glob=glob, steps=steps)
         meta = {"magic": MAGIC, "version": VERSION, "digest": digest, "bar": 0, "events": [], "capacity": capacity}
-        folder.write_json(MANIFEST, meta)
+        checkpoint(0, [])
     else:
         with np.load(folder.path / f"riskcore-shard-coord-{meta['bar']:07d}.npz") as data:
             glob, steps = data["glob"].copy(), data["steps"].copy()
         capacity = max(capacity, int(meta.get("capacity", 0)))
         stats["resumed_from_bar"] = int(meta["bar"])
+    run_token = uuid.uuid4().hex[:12]
     executor = _Executor(None, task or run_window)
     connection = None
     if client is None and cluster is not None and str(cluster) != "off":
@@ -527,12 +594,16 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
         if client is not None:
             prepare_shard_workers(client)
             executor = _Executor(client, task or run_window)
-        w = int(meta["bar"])
+        saved = w = int(meta["bar"])  # the last checkpoint, the bar committed
+        since: list = []  # the events committed since the last checkpoint
+        saved_glob, saved_steps = glob.copy(), steps.copy()
         if progress is not None and w:
             progress(w)
         while w < n_steps:
-            w1 = min(n_steps, w + every)
-            tasks = [ShardTask(str(folder.path), digest, s, cuts[s], w, w1, capacity, records)
+            w1 = min(n_steps, w + window)
+            save = w1 == n_steps or w1 - saved >= checkpoint_every
+            epoch = f"{run_token}-{stats['rollbacks']}"
+            tasks = [ShardTask(str(folder.path), digest, s, cuts[s], w, w1, capacity, records, saved, save, epoch)
                      for s in range(shards)]
             reports = executor.map(tasks)
             start = time.perf_counter()
@@ -540,6 +611,8 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
             for r in reports:
                 stats["report_bytes"] += r.nbytes()
                 stats["state_bytes"] += r.state_bytes
+                stats["state_files"] += int(save)
+                stats["bars_caught_up"] += r.caught_up
                 stats["worker_kernel_seconds"] += r.seconds
                 capacity, records = max(capacity, r.capacity), max(records, r.records)
             rec_t, rec_k, rec_kind, rec_v = _merge_records(reports)
@@ -550,50 +623,53 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
                 blk = np.ascontiguousarray(np.concatenate([r.block_sums() for r in reports], axis=1))
                 step_rows_nb(blk, serial, steps, np.int64(w))
                 glob = trial
-                ints, floats = _merge_events(reports)
+                since.append(_merge_events(reports))
                 end = w1
+                if save:
+                    checkpoint(end, since)
+                    saved, since, saved_glob, saved_steps = end, [], glob.copy(), steps.copy()
                 stats["coordinator_seconds"] += time.perf_counter() - start
             else:
-                # the fund falls short at bar `short`: bars w .. short in one process, with the true fund
-                folder.remove(states.state_file(folder.path, s, w1) for s in range(shards))
+                # the fund falls short at bar `short`: from the last checkpoint through that bar in one
+                # process, with the true fund; then a checkpoint of the split state at the next bar
+                if save:
+                    folder.remove(states.state_file(folder.path, s, w1) for s in range(shards))
                 stats["coordinator_seconds"] += time.perf_counter() - start
                 start = time.perf_counter()
                 end = int(short) + 1
                 while True:
-                    parts = load_all(w)
+                    parts = [states.load(states.state_file(folder.path, s, saved), digest, saved)
+                             for s in range(shards)]
                     bk, sc = states.merge([(p[0], p[1]) for p in parts])
-                    sc = sc._replace(glob=glob.copy(), steps=steps)
-                    run.bk, run.sc, run.im = bk, sc, parts[0][2]
+                    run.bk, run.sc, run.im = bk, sc._replace(glob=saved_glob.copy(), steps=saved_steps.copy()), \
+                        parts[0][2]
+                    del parts, bk, sc
                     run.ev, run.drained, run.need = empty_events(event_rows(), capacity), [], 0
                     try:
-                        run.steps(w, end, False, None)
+                        run.steps(saved, end, False, None)
                         break
                     except _Overflow:
                         capacity = run.needed_capacity() + 1024
-                glob = run.sc.glob.copy()
-                steps = run.sc.steps
-                ints, floats = run.events()
+                glob, steps = run.sc.glob.copy(), run.sc.steps
+                since = [run.events()]
                 split_and_save(run.bk, run.sc, run.im, end)
+                run.bk = run.sc = None
                 stats["rollbacks"] += 1
-                stats["bars_in_one_process"] += end - w
+                stats["bars_in_one_process"] += end - saved
                 stats["one_process_seconds"] += time.perf_counter() - start
                 start = time.perf_counter()
-            part = f"riskcore-shard-events-{w:07d}-{end:07d}.npz"
-            folder.write_npz(part, ints=ints, floats=floats)
-            folder.write_npz(f"riskcore-shard-coord-{end:07d}.npz", glob=glob, steps=steps)
-            meta = dict(meta, bar=end, events=meta["events"] + [part], capacity=capacity)
-            folder.write_json(MANIFEST, meta)
-            folder.remove([folder.path / f"riskcore-shard-coord-{w:07d}.npz"]
-                          + [states.state_file(folder.path, s, w) for s in range(shards)])
-            stats["coordinator_seconds"] += time.perf_counter() - start
+                checkpoint(end, since)
+                saved, since, saved_glob, saved_steps = end, [], glob.copy(), steps.copy()
+                stats["coordinator_seconds"] += time.perf_counter() - start
             w = end
             if progress is not None:
                 progress(w)
         # the whole book at the end, and the Result simulate() builds from it
         start = time.perf_counter()
-        parts = load_all(n_steps)
+        parts = [states.load(states.state_file(folder.path, s, n_steps), digest, n_steps) for s in range(shards)]
         bk, sc = states.merge([(p[0], p[1]) for p in parts])
         run.bk, run.sc, run.im = bk, sc._replace(glob=glob, steps=steps), parts[0][2]
+        del parts, bk, sc
         drained = []
         for name in meta["events"]:
             with np.load(folder.path / name) as data:
@@ -603,8 +679,14 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
                          insurance_fund)
         stats["coordinator_seconds"] += time.perf_counter() - start
     finally:
+        if client is not None:  # the workers let go of the shards' states they held
+            try:
+                client.run(drop_held, digest)
+            except Exception:  # noqa: BLE001 - a worker gone: its memory went with it
+                pass
         if connection is not None:
             connection.__exit__(None, None, None)
+        drop_held(digest)
     folder.finish()
     result.params["market_impact"] = {}
     result.params["cascade_rounds"] = int(cascade_rounds)

@@ -20,8 +20,9 @@ for bit.
 The stepping kernels are imported, not copied, except ``run_steps_nb``'s loop itself (about
 thirty lines): a hook there (a recorder called before phase B) would remove that copy.
 This module lives outside ``riskcore/kernels/`` so that it can change without dropping
-the kernels' cache; its own cache is dropped when their sources change.  Call sites pass the argument types ``run_steps_nb`` passes, so the shared kernels are
-compiled once (``tests/test_compile.py``).
+the kernels' cache; its own cache is dropped when their sources change.  Call sites pass
+the argument types ``run_steps_nb`` passes, so the shared kernels are compiled once
+(``tests/test_compile.py``).
 """
 from __future__ import annotations
 
@@ -52,8 +53,8 @@ def cache_folder() -> Path:
 # riskcore.kernels keeps for its own cache)
 sync_cache([cache_folder()])
 
-from ..kernels.step_nb import (begin_step_nb, effective_nb, end_step_nb, n_points_nb, open_bar_nb, phase_a_nb, phase_b_nb,
-                      point_prices_nb, start_prices_nb)
+from ..kernels.step_nb import (begin_step_nb, effective_nb, end_step_nb, n_points_nb,  # noqa: E402
+                               open_bar_nb, phase_a_nb, phase_b_nb, point_prices_nb, start_prices_nb)
 
 #: record kinds, in the order phase B meets them at a point
 ISO_FEE, CROSS_FEE, ISO_DEFICIT, CROSS_DEFICIT = 0, 1, 2, 3
