@@ -1,6 +1,6 @@
 """Sharding one book (riskcore.shard) against one process on the same book.
 
-    python -m benchmarks.shard [--accounts 200000] [--bars 720] [--every 64] [--out reports/shard.json]
+    python -m benchmarks.shard [--accounts 200000] [--bars 1440] [--window 64] [--every 512] [--out reports/shard.json]
 
 The book and path are the benchmark cases' generators (``benchmarks/cases.py``: three
 positions per account on three contracts, a day of one-minute bars with a sell-off).  Two
@@ -16,7 +16,7 @@ process at each bar with a deficit).  For each, it times
 
 and reports, from ``result.timings["shard"]``: the coordinator's time per bar (merging the
 records, the fund's replay, the step rows, the events, the state files' bookkeeping), the
-bytes the shards' reports move per bar, the state files' bytes per window, the rollbacks
+bytes the shards' reports move per bar, the state files' bytes per checkpoint, the rollbacks
 and the bars run in one process, and the workers' kernel time per account-bar (what the
 100M-account plan in docs/cluster.md is scaled from).  Each timing comes with the CPUs
 other processes used meanwhile (``other_cpus``): above 0.2 the timing means little.
@@ -61,8 +61,9 @@ def _figures(result, bars: int, accounts: int, wall: float, others: float) -> di
         one_process_seconds=round(s["one_process_seconds"], 3),
         coordinator_ms_per_bar=round(1e3 * s["coordinator_seconds"] / bars, 3),
         report_bytes_per_bar=round(s["report_bytes"] / bars),
-        state_bytes_per_window=round(s["state_bytes"] / max(1, s["windows"])),
-        state_bytes_per_account=round(s["state_bytes"] / max(1, s["windows"]) / accounts, 1),
+        state_files=s["state_files"], state_bytes=s["state_bytes"],
+        state_bytes_per_account_file=round(s["state_bytes"] / max(1, s["state_files"]) * s["shards"] / accounts, 1),
+        bars_caught_up=s["bars_caught_up"],
         kernel_ns_per_account_bar=round(1e9 * s["worker_kernel_seconds"] / (accounts * bars), 2))
     return out
 
@@ -70,8 +71,9 @@ def _figures(result, bars: int, accounts: int, wall: float, others: float) -> di
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.shard", description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=200_000)
-    parser.add_argument("--bars", type=int, default=720)
-    parser.add_argument("--every", type=int, default=64, help="bars per window (checkpoint_every)")
+    parser.add_argument("--bars", type=int, default=1440)
+    parser.add_argument("--window", type=int, default=64, help="bars per window")
+    parser.add_argument("--every", type=int, default=512, help="bars between state files (checkpoint_every)")
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--no-cluster", action="store_true", help="skip the local:2 cluster")
     parser.add_argument("--out", default=str(ROOT / "reports" / "shard.json"))
@@ -89,8 +91,9 @@ def main(argv=None) -> int:
     case = cases.Case("shard", args.accounts, args.bars)
     table, paths = cases.make_table(case), cases.make_paths(case)
     n_acc = len(table.accounts)
-    out = {"accounts": n_acc, "positions": len(table.positions), "bars": args.bars, "every": args.every,
-           "shards": args.shards, "cpus": os.cpu_count(), "runs": {}}
+    out = {"accounts": n_acc, "positions": len(table.positions), "bars": args.bars, "window": args.window,
+           "every": args.every,
+           "shards": args.shards, "cpus": os.cpu_count(), "loadavg_before": os.getloadavg(), "runs": {}}
     client_ctx = None if args.no_cluster else cluster.connect(cluster.parse_cluster("local:2"))
     client = client_ctx.__enter__() if client_ctx is not None else None
     try:
@@ -104,7 +107,8 @@ def main(argv=None) -> int:
             configs = [("2 shards, here", None)] + ([("2 shards, local:2", client)] if client is not None else [])
             for name, cl in configs:
                 res, wall, others = _timed(lambda: simulate_sharded(table, paths, shards=args.shards,
-                                                                    checkpoint_every=args.every, client=cl, **params))
+                                                                    window=args.window, checkpoint_every=args.every,
+                                                                    client=cl, **params))
                 row[name] = _figures(res, args.bars, n_acc, wall, others)
                 row[name]["equal_to_one_process"] = _equal(res, one)
                 del res
@@ -114,6 +118,7 @@ def main(argv=None) -> int:
     finally:
         if client_ctx is not None:
             client_ctx.__exit__(None, None, None)
+    out["loadavg_after"] = os.getloadavg()
     print(json.dumps(out, indent=1))
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
