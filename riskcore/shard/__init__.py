@@ -167,8 +167,10 @@ def _worker_address() -> str:
 _HELD: dict = {}
 
 
-def _step(bk, sc, im, inputs, t0: int, t1: int, capacity: int, records: int):
-    """Bars ``t0:t1`` of a shard: (events, records, block sums, kernel seconds, need, overflowed)."""
+def _step(bk, sc, im, inputs, t0: int, t1: int, capacity: int, records: int, keep: bool = True):
+    """Bars ``t0:t1`` of a shard: (events, records, block sums, kernel seconds, buffer size
+    needed, overflowed).  The buffers double when a chunk of bars fills half of them; an
+    overflow loses events and records only, never state.  ``keep=False``: only the state."""
     from ..kernels.engine import CHUNK, event_rows
     from .kernels_nb import shard_steps_nb
 
@@ -187,16 +189,22 @@ def _step(bk, sc, im, inputs, t0: int, t1: int, capacity: int, records: int):
                        blk[t - t0:end - t0])
         seconds += time.perf_counter() - start
         need = max(need, int((ev.count + ev.overflow).max()))
-        overflowed = overflowed or bool(ev.overflow.any()) or int(n_rec[0]) > records
-        if not overflowed:
+        overflowed = overflowed or bool(ev.overflow.any()) or int(n_rec[0]) > rec_v.size
+        if keep and not overflowed:
             for r in range(ev.count.size):
                 n = int(ev.count[r])
                 if n:
                     drained.append((ev.ints[r, :n].copy(), ev.floats[r, :n].copy()))
         ev.count[:] = 0
         ev.overflow[:] = 0
+        if keep and not overflowed and 2 * need > ev.ints.shape[1]:  # a chunk filled half a row: room for twice that
+            ev = empty_events(ev.count.size, 2 * ev.ints.shape[1])
+        m = int(n_rec[0])
+        if keep and not overflowed and 2 * m > rec_v.size:  # the same for the records, kept so far
+            rec_i = np.concatenate([rec_i, np.empty_like(rec_i)])
+            rec_v = np.concatenate([rec_v, np.empty_like(rec_v)])
         t = end
-    return drained, (rec_i, rec_v, int(n_rec[0])), blk, seconds, need, overflowed
+    return (drained, (rec_i, rec_v, int(n_rec[0])), blk, seconds, max(need, ev.ints.shape[1]), overflowed)
 
 
 def drop_held(digest: str) -> None:
@@ -233,13 +241,15 @@ def run_window(task: ShardTask) -> ShardReport:
         else:
             bk, sc, im = states.load(states.state_file(folder, task.shard, task.saved), task.digest, task.saved)
             if task.saved < task.w0:
-                out = _step(bk, sc, im, inputs, task.saved, task.w0, capacity, 1)
+                out = _step(bk, sc, im, inputs, task.saved, task.w0, capacity, 1, keep=False)
                 seconds += out[3]
                 caught_up += task.w0 - task.saved
         held = None
         drained, (rec_i, rec_v, m), blk, took, need, overflowed = _step(bk, sc, im, inputs, task.w0, task.w1,
                                                                           capacity, records)
         seconds += took
+        capacity = max(capacity, need)  # the next window starts with the buffers this one grew to
+        records = max(records, rec_v.size)
         if not overflowed:
             break
         capacity = max(capacity, need + 1024)  # a row overflowed, or the records did: again, with room
@@ -565,32 +575,33 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
             folder.remove([folder.path / f"riskcore-shard-coord-{old:07d}.npz"]
                           + [states.state_file(folder.path, s, old) for s in range(shards)])
 
-    if meta is None:
-        if folder.ours():
-            raise CheckpointError(f"{folder.path} holds riskcore-shard-* files but no manifest (a run killed before "
-                                  "its first save): remove them, or name another checkpoint_dir")
-        _save_inputs(folder.path, digest, run.ct, run.mk, params)
-        glob = run.sc.glob.copy()
-        steps = np.zeros_like(run.sc.steps)
-        split_and_save(run.bk, run.sc, run.im, 0)
-        meta = {"magic": MAGIC, "version": VERSION, "digest": digest, "bar": 0, "events": [], "capacity": capacity}
-        checkpoint(0, [])
-    else:
-        with np.load(folder.path / f"riskcore-shard-coord-{meta['bar']:07d}.npz") as data:
-            glob, steps = data["glob"].copy(), data["steps"].copy()
-        capacity = max(capacity, int(meta.get("capacity", 0)))
-        stats["resumed_from_bar"] = int(meta["bar"])
-    run_token = uuid.uuid4().hex[:12]
-    executor = _Executor(None, task or run_window)
     connection = None
-    if client is None and cluster is not None and str(cluster) != "off":
-        from ..cluster import connect, parse_cluster
-
-        spec = parse_cluster(cluster)
-        if spec is not None:
-            connection = connect(spec)
-            client = connection.__enter__()
     try:
+        if meta is None:
+            if folder.ours():
+                raise CheckpointError(f"{folder.path} holds riskcore-shard-* files but no manifest (a run killed "
+                                      "before its first save): remove them, or name another checkpoint_dir")
+            _save_inputs(folder.path, digest, run.ct, run.mk, params)
+            glob = run.sc.glob.copy()
+            steps = np.zeros_like(run.sc.steps)
+            split_and_save(run.bk, run.sc, run.im, 0)
+            meta = {"magic": MAGIC, "version": VERSION, "digest": digest, "bar": 0, "events": [],
+                    "capacity": capacity}
+            checkpoint(0, [])
+        else:
+            with np.load(folder.path / f"riskcore-shard-coord-{meta['bar']:07d}.npz") as data:
+                glob, steps = data["glob"].copy(), data["steps"].copy()
+            capacity = max(capacity, int(meta.get("capacity", 0)))
+            stats["resumed_from_bar"] = int(meta["bar"])
+        run_token = uuid.uuid4().hex[:12]
+        executor = _Executor(None, task or run_window)
+        if client is None and cluster is not None and str(cluster) != "off":
+            from ..cluster import connect, parse_cluster
+
+            spec = parse_cluster(cluster)
+            if spec is not None:
+                connection = connect(spec)
+                client = connection.__enter__()
         if client is not None:
             prepare_shard_workers(client)
             executor = _Executor(client, task or run_window)
@@ -678,6 +689,10 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
         result = _result(run, paths, money_of(table, float(insurance_fund)), params, intrabar, mm_basis,
                          insurance_fund)
         stats["coordinator_seconds"] += time.perf_counter() - start
+    except BaseException:
+        if folder.owned:  # nobody can resume from a folder they were not told of
+            folder.finish()
+        raise
     finally:
         if client is not None:  # the workers let go of the shards' states they held
             try:
