@@ -97,6 +97,7 @@ class ShardReport:
     seconds: float  # inside the kernels
     state_bytes: int  # the state file written (0 when not saved)
     caught_up: int  # bars stepped to rebuild the state at w0 (0 when the worker held it)
+    compiled: int  # kernels compiled during the task (0 on a warm worker)
     host: str
     pid: int
     address: str
@@ -230,30 +231,38 @@ def run_window(task: ShardTask) -> ShardReport:
         warm_shard()
         threads = task.numba_threads or numba.config.NUMBA_NUM_THREADS
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return _run_window(task, address)
+
+
+def _run_window(task: ShardTask, address: str = "local") -> ShardReport:
+    """:func:`run_window` after the worker's warm-up (the warm-up itself runs this)."""
+    from ..kernels.compiling import CompileProgress
+
     folder = Path(task.folder)
     inputs = _load_inputs(str(folder), task.digest)
     key = (str(folder), task.digest, task.shard)
     capacity, records = task.capacity, task.records
     seconds, caught_up, held = 0.0, 0, _HELD.pop(key, None)
-    while True:
-        if held is not None and held[:2] == (task.epoch, task.w0):
-            bk, sc, im = held[2]
-        else:
-            bk, sc, im = states.load(states.state_file(folder, task.shard, task.saved), task.digest, task.saved)
-            if task.saved < task.w0:
-                out = _step(bk, sc, im, inputs, task.saved, task.w0, capacity, 1, keep=False)
-                seconds += out[3]
-                caught_up += task.w0 - task.saved
-        held = None
-        drained, (rec_i, rec_v, m), blk, took, need, overflowed = _step(bk, sc, im, inputs, task.w0, task.w1,
-                                                                          capacity, records)
-        seconds += took
-        capacity = max(capacity, need)  # the next window starts with the buffers this one grew to
-        records = max(records, rec_v.size)
-        if not overflowed:
-            break
-        capacity = max(capacity, need + 1024)  # a row overflowed, or the records did: again, with room
-        records = max(records, 2 * m)
+    with CompileProgress(0, lambda *a: None) as compiled:  # kernels compiled in the task: 0 once warm
+        while True:
+            if held is not None and held[:2] == (task.epoch, task.w0):
+                bk, sc, im = held[2]
+            else:
+                bk, sc, im = states.load(states.state_file(folder, task.shard, task.saved), task.digest, task.saved)
+                if task.saved < task.w0:
+                    out = _step(bk, sc, im, inputs, task.saved, task.w0, capacity, 1, keep=False)
+                    seconds += out[3]
+                    caught_up += task.w0 - task.saved
+            held = None
+            drained, (rec_i, rec_v, m), blk, took, need, overflowed = _step(bk, sc, im, inputs, task.w0, task.w1,
+                                                                              capacity, records)
+            seconds += took
+            capacity = max(capacity, need)  # the next window starts with the buffers this one grew to
+            records = max(records, rec_v.size)
+            if not overflowed:
+                break
+            capacity = max(capacity, need + 1024)  # a row overflowed, or the records did: again, with room
+            records = max(records, 2 * m)
     from ..kernels.enums import N_EVF, N_EVI
 
     ints = np.concatenate([i for i, _ in drained]) if drained else np.empty((0, N_EVI), np.int32)
@@ -269,7 +278,8 @@ def run_window(task: ShardTask) -> ShardReport:
     at = np.argwhere(blk != 0.0).astype(np.int32)
     sums = blk[at[:, 0], at[:, 1], at[:, 2]].copy()
     return ShardReport(task.shard, task.w0, task.w1, ints, floats, rec_i[:m].copy(), rec_v[:m].copy(), oi, at, sums,
-                       capacity, records, seconds, size, caught_up, socket.gethostname(), os.getpid(), address)
+                       capacity, records, seconds, size, caught_up, compiled.done, socket.gethostname(),
+                       os.getpid(), address)
 
 
 _SHARD_WARM: dict = {}
@@ -289,7 +299,7 @@ def warm_shard() -> dict:
         book, paths, rates, _ = warm_inputs()
         with tempfile.TemporaryDirectory(prefix="riskcore-shard-warm-") as tmp:
             simulate_sharded(book, paths, funding=None, liquidation_fee_rate=0.01, shards=1, checkpoint_dir=tmp,
-                             checkpoint_every=2, _rates=rates)
+                             window=2, checkpoint_every=2, _rates=rates, task=_run_window)
     _SHARD_WARM.update(seconds=time.perf_counter() - start, pid=os.getpid())
     return dict(_SHARD_WARM)
 
@@ -543,7 +553,8 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
             raise InputError(f"checkpoint_dir {checkpoint_dir} is not a folder (create it first)")
     folder = _Folder(checkpoint_dir, digest)
     stats = {"shards": shards, "windows": 0, "rollbacks": 0, "bars_in_one_process": 0, "report_bytes": 0,
-             "state_bytes": 0, "state_files": 0, "bars_caught_up": 0, "worker_kernel_seconds": 0.0,
+             "state_bytes": 0, "state_files": 0, "bars_caught_up": 0, "kernels_compiled_in_tasks": 0,
+             "worker_kernel_seconds": 0.0,
              "coordinator_seconds": 0.0, "one_process_seconds": 0.0, "resumed_from_bar": 0, "bounds": cuts}
     capacity = event_capacity or max(default_capacity(int(run.bk.acc_slot0[b]) - int(run.bk.acc_slot0[a]), rates)
                                      for a, b in zip(cuts[:-1], cuts[1:]))
@@ -624,6 +635,7 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
                 stats["state_bytes"] += r.state_bytes
                 stats["state_files"] += int(save)
                 stats["bars_caught_up"] += r.caught_up
+                stats["kernels_compiled_in_tasks"] += r.compiled
                 stats["worker_kernel_seconds"] += r.seconds
                 capacity, records = max(capacity, r.capacity), max(records, r.records)
             rec_t, rec_k, rec_kind, rec_v = _merge_records(reports)
