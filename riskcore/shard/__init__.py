@@ -558,7 +558,10 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
              "coordinator_seconds": 0.0, "one_process_seconds": 0.0, "resumed_from_bar": 0, "bounds": cuts}
     capacity = event_capacity or max(default_capacity(int(run.bk.acc_slot0[b]) - int(run.bk.acc_slot0[a]), rates)
                                      for a, b in zip(cuts[:-1], cuts[1:]))
-    records = 4096
+    # room for phase B's records: a liquidation fee or a deficit per position, for an eighth of
+    # the largest shard's positions in one window (more: the window grows them)
+    records = max(4096, max(int(run.bk.acc_slot0[b]) - int(run.bk.acc_slot0[a]) for a, b in zip(cuts[:-1], cuts[1:]))
+                  // 8)
     meta = folder.manifest()
 
     def split_and_save(bk, sc, im, bar: int) -> None:
