@@ -3,9 +3,10 @@ on random books, paths, tapes and funding (hypothesis, bounded), each contract u
 profile; and money conserved under each profile.
 
 The shipped profiles' partial liquidations need tiers (Bybit, OKX) or a position above 100,000
-(Hyperliquid's slices), which the small random books reach only through their tiers; two test
+(Hyperliquid's slices), which the small random books reach only through their tiers; three test
 profiles registered here slice above 500 and mix the switches otherwise unseen together
-(fee to close with a fee rate of its own and pro-rata ADL; slices with a backstop).
+(fee to close with a fee rate of its own and pro-rata ADL; slices with a backstop; OKX's
+straight-to-the-first-tier step from tier 2 with a takeover and ADL by profit).
 Examples per profile: ``RISKCORE_VENUE_EXAMPLES`` (default 30).
 """
 from __future__ import annotations
@@ -27,6 +28,8 @@ TEST_PROFILES = (
                slice_fraction=0.2, backstop=2.0 / 3.0, liquidation_fee=0.0),
     vp.Profile("test-tiers", "test", mm_fee_to_close=True, liquidation="tiers", liquidation_fee=0.01,
                adl_policy="pro-rata"),
+    vp.Profile("test-first-tier", "test", liquidation="first_tier", takeover=True, liquidation_fee="taker",
+               adl_policy="pnl"),
 )
 for _p in TEST_PROFILES:
     if _p.name not in vp.PROFILES:

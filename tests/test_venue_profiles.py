@@ -270,6 +270,50 @@ def test_bybit_steps_down_a_tier(engine, mode):
     assert result.steps["insurance_fund"].iloc[-1] == 0.0
 
 
+THREE_TIERS = Brackets.from_records([  # 1% to 50,000; 2% to 200,000 (cum 500); 5% above (cum 6,500)
+    {"notional_floor": 0, "notional_cap": 50_000, "mmr": 0.01, "max_leverage": 50},
+    {"notional_floor": 50_000, "notional_cap": 200_000, "mmr": 0.02, "max_leverage": 25},
+    {"notional_floor": 200_000, "notional_cap": 1e9, "mmr": 0.05, "max_leverage": 10}], symbol="BTCUSDT")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_okx_closes_the_excess_over_tier_one_and_bybit_one_tier(engine):
+    """3 BTC long at 100,000, 10x isolated (margin 30,000): MM is charged at 5% at the LP,
+    (30,000 + 6,500 - 300,000) / (3 x 0.05 - 3) = 92,456.14 (notional 277,368: tier 3).  The
+    bar falls to 91,000 (no taker fee: the fee to close adds nothing).
+
+    OKX (VENUES.md 3.4, from tier 3) closes the excess over tier 1: it keeps 50,000 / 92,456.14 =
+    0.540797 BTC and sells 2.459203, realizing 2.459203 x (92,456.14 - 100,000) = -18,551.88;
+    the 11,448.12 left liquidate the rest at (11,448.12 - 54,079.70) / (0.540797 x 0.01 -
+    0.540797) = 79,627.30: safe.  Bybit steps down one tier: it keeps 200,000 / 92,456.14 =
+    2.163188 BTC and sells 0.836812 (-6,312.79); with 23,687.21 the rest liquidates at
+    (23,687.21 + 500 - 216,318.79) / (2.163188 x 0.02 - 2.163188) = 90,631.35 (notional
+    196,053: tier 2), below 91,000: safe."""
+    expected = {"okx": (2.459203, -18_551.88, 11_448.12, 79_627.30),
+                "bybit": (0.836812, -6_312.79, 23_687.21, 90_631.35)}
+    for venue, (closed, realized, wallet, lp) in expected.items():
+        result = run(one_account(THREE_TIERS, venue, qty=3.0), (100_000, 100_000, 91_000, 95_000), engine=engine)
+        liq = liquidations(result)
+        assert len(liq) == 1, venue
+        assert liq.loc[0, "price"] == pytest.approx(92_456.14, abs=0.005)
+        assert liq.loc[0, "qty"] == pytest.approx(closed, abs=1e-6), venue
+        assert liq.loc[0, "amount"] == pytest.approx(realized, abs=0.005), venue
+        assert liq.loc[0, "wallet_iso"] == pytest.approx(wallet, abs=0.005), venue
+        assert result.book.liquidation_price("a", "BTCUSDT") == pytest.approx(lp, abs=0.005), venue
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_okx_liquidates_tier_two_whole(engine):
+    """OKX liquidates tiers 1-2 whole, taken over at the bankruptcy price: 1 BTC at 100,000, 10x,
+    liquidates at (10,000 + 500 - 100,000) / (0.02 - 1) = 91,326.53 in tier 2 and the fund keeps
+    the equity there, 10,000 + (91,326.53 - 100,000) = 1,326.53 (Bybit would step it down)."""
+    result = run(one_account(THREE_TIERS, "okx"), (100_000, 100_000, 91_000, 95_000), engine=engine, fee=0.01)
+    liq = liquidations(result)
+    assert len(liq) == 1 and liq.loc[0, "qty"] == 1.0
+    assert liq.loc[0, "fee"] == pytest.approx(1_326.53, abs=0.005)
+    assert not result.book.accounts["a"].positions
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_bybit_lowest_tier_is_taken_over(engine):
     """In the lowest tier there is nothing to step down to: the whole position goes, taken over

@@ -607,11 +607,11 @@ def keep_nb(ct, c, qty, trigger, level):
     """``ReferenceEngine.keep_candidates``: what a partial liquidation at ``level`` keeps of a
     position of ``qty`` triggered at ``trigger`` (the whole ``qty`` when nothing is closed)."""
     proc = ct.procedure[c]
-    if proc == Procedure.TIERS:
+    if proc == Procedure.TIERS or proc == Procedure.FIRST_TIER:
         i = tier_nb(ct, c, qty * trigger)
-        if i == 0:
+        if i + 1 < ct.partial_from[c]:
             return qty
-        j = i - level
+        j = 0 if proc == Procedure.FIRST_TIER else i - level
         if j < 0:
             j = 0
         keep = ct.cap[c, j] / trigger
@@ -625,8 +625,11 @@ def keep_nb(ct, c, qty, trigger, level):
 def levels_nb(ct, c, qty, trigger):
     """``ReferenceEngine.levels``: how many partial steps the contract's procedure offers."""
     proc = ct.procedure[c]
-    if proc == Procedure.TIERS:
-        return tier_nb(ct, c, qty * trigger)
+    if proc == Procedure.TIERS or proc == Procedure.FIRST_TIER:
+        i = tier_nb(ct, c, qty * trigger)
+        if i + 1 < ct.partial_from[c]:
+            return 0
+        return 1 if proc == Procedure.FIRST_TIER else i
     if proc == Procedure.SLICES and qty * trigger > ct.slice_above[c]:
         return 1
     return 0

@@ -48,6 +48,7 @@ class _Procedure(NamedTuple):
     WHOLE: int = 0
     TIERS: int = 1
     SLICES: int = 2
+    FIRST_TIER: int = 3
 
 
 class _Reason(NamedTuple):

@@ -61,6 +61,7 @@ def contract_arrays(table: BookTable, contracts: tuple, fee_rate: float = 0.0, a
                           np.array([LIQUIDATIONS.index(prof.liquidation) for prof in profiles], np.int64),
                           np.array([prof.slice_above for prof in profiles], np.float64),
                           np.array([prof.slice_fraction for prof in profiles], np.float64),
+                          np.array([prof.partial_from_tier for prof in profiles], np.int64),
                           np.array([prof.backstop for prof in profiles], np.float64),
                           np.array([prof.takeover for prof in profiles], np.bool_),
                           np.array([adl_policy if prof.adl_policy is None else policy_code(prof.adl_policy)

@@ -69,6 +69,7 @@ class ContractArrays(NamedTuple):
     procedure: np.ndarray  # i8 [n_contracts] Procedure code: whole / tiers / slices
     slice_above: np.ndarray  # f8 [n_contracts] notional above which a position is sliced
     slice_fraction: np.ndarray  # f8 [n_contracts] share of the size one slice closes
+    partial_from: np.ndarray  # i8 [n_contracts] lowest tier (from 1) liquidated in part
     backstop: np.ndarray  # f8 [n_contracts] fraction of MM below which the fund takes all (0: off)
     takeover: np.ndarray  # b1 [n_contracts] full liquidations leave the fund all that is left
     adl_policy: np.ndarray  # i8 [n_contracts] AdlPolicy code of its deleveraging

@@ -599,15 +599,18 @@ class ReferenceEngine:
     def keep_candidates(self, pos: Position, trigger: float, level: int) -> float:
         """The quantity a partial liquidation at ``level`` (1, 2, ...) keeps of a position:
         under "tiers" the most that fits the tier ``level`` below the one holding its notional at
-        the trigger (never below the first tier), under "slices" what one slice leaves of a
-        position above the size; the whole quantity when the procedure does not reduce it."""
+        the trigger (never below the first tier), under "first_tier" the most that fits the
+        first tier, under "slices" what one slice leaves of a position above the size; the
+        whole quantity when the procedure does not reduce it (a position in a tier below the
+        profile's ``partial_from_tier``, say)."""
         prof = self.profile[pos.contract]
-        if prof.liquidation == "tiers":
+        if prof.liquidation in ("tiers", "first_tier"):
             table = self.mm_table[pos.contract]
             b = int(table.tier_index(pos.qty * trigger))
-            if b == 0:
+            if b + 1 < prof.partial_from_tier:
                 return pos.qty
-            keep = float(table.notional_cap[max(0, b - level)]) / trigger
+            j = 0 if prof.liquidation == "first_tier" else max(0, b - level)
+            keep = float(table.notional_cap[j]) / trigger
             return keep if keep < pos.qty else pos.qty
         if prof.liquidation == "slices" and pos.qty * trigger > prof.slice_above:
             return pos.qty * (1.0 - prof.slice_fraction)
@@ -616,8 +619,11 @@ class ReferenceEngine:
     def levels(self, pos: Position, trigger: float) -> int:
         """How many partial steps the procedure offers for this position."""
         prof = self.profile[pos.contract]
-        if prof.liquidation == "tiers":
-            return int(self.mm_table[pos.contract].tier_index(pos.qty * trigger))
+        if prof.liquidation in ("tiers", "first_tier"):
+            b = int(self.mm_table[pos.contract].tier_index(pos.qty * trigger))
+            if b + 1 < prof.partial_from_tier:
+                return 0
+            return 1 if prof.liquidation == "first_tier" else b
         if prof.liquidation == "slices" and pos.qty * trigger > prof.slice_above:
             return 1
         return 0

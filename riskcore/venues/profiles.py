@@ -17,10 +17,14 @@ The switches (VENUES.md sections in brackets):
     UTA V§2.1): every tier's rate is raised by the contract's taker fee (``cum`` unchanged: the
     continuity rule depends only on the rates' differences).
 ``liquidation``
-    ``"whole"``: the position (or cross book) is closed in full; ``"tiers"`` (Bybit V§2.5, OKX
-    V§3.4): only what steps it down to a lower tier where it is safe again;
-    ``"slices"`` (Hyperliquid V§5): a position above ``slice_above`` of notional gives up
+    ``"whole"``: the position (or cross book) is closed in full; ``"tiers"`` (Bybit V§2.5):
+    only what steps it down to a lower tier where it is safe again, one tier at a time;
+    ``"first_tier"`` (OKX V§3.4, older wording): the excess over the first tier, if that makes
+    it safe; ``"slices"`` (Hyperliquid V§5): a position above ``slice_above`` of notional gives up
     ``slice_fraction`` of its size.
+``partial_from_tier``
+    The lowest tier (from 1) in which a position is liquidated in part (OKX: 3; tiers 1-2 go
+    whole); below it the whole position goes.
 ``backstop``
     A fraction of maintenance margin (Hyperliquid: 2/3, V§5): when the equity at the trigger is
     below it, the whole position goes, and the fund keeps all that is left of its margin.
@@ -54,7 +58,7 @@ from .hyperliquid import BACKSTOP_FRACTION, PARTIAL_LIQUIDATION_ABOVE, SLICE_FRA
 
 DEFAULT_VENUE = "binance"
 MM_RULES = ("tiers", "half_im")
-LIQUIDATIONS = ("whole", "tiers", "slices")  # = the kernels' Procedure codes
+LIQUIDATIONS = ("whole", "tiers", "slices", "first_tier")  # = the kernels' Procedure codes
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Profile:
     liquidation: str = "whole"
     slice_above: float = math.inf
     slice_fraction: float = 0.0
+    partial_from_tier: int = 2
     backstop: float = 0.0
     takeover: bool = False
     liquidation_fee: float | str | None = None
@@ -82,6 +87,9 @@ class Profile:
             raise VenueError(f"{where}: liquidation must be one of {LIQUIDATIONS}, not {self.liquidation!r}")
         if self.liquidation == "slices" and not (0.0 < self.slice_fraction < 1.0 and self.slice_above >= 0.0):
             raise VenueError(f"{where}: slices need 0 < slice_fraction < 1 and slice_above >= 0")
+        if isinstance(self.partial_from_tier, bool) or not isinstance(self.partial_from_tier, int) \
+                or self.partial_from_tier < 2:
+            raise VenueError(f"{where}: partial_from_tier is a tier number of at least 2, not {self.partial_from_tier!r}")
         if not 0.0 <= self.backstop <= 1.0:
             raise VenueError(f"{where}: backstop is a fraction of maintenance margin in [0, 1], not {self.backstop!r}")
         fee = self.liquidation_fee
@@ -129,8 +137,9 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile("binance", VERSION, sources="MARGIN_RULES.md (riskcore's rule book)"),
     Profile("bybit", VERSION, mm_fee_to_close=True, liquidation="tiers", takeover=True, liquidation_fee="taker",
             sources="VENUES.md 2.1 (UTA fee to close), 2.3 (close at BP), 2.5 (step down risk-limit tiers)"),
-    Profile("okx", VERSION, mm_fee_to_close=True, liquidation="tiers", takeover=True, liquidation_fee="taker",
-            sources="VENUES.md 3.2 (MMR + taker fee), 3.4 (partial toward lower tiers; full at BP)"),
+    Profile("okx", VERSION, mm_fee_to_close=True, liquidation="first_tier", partial_from_tier=3, takeover=True,
+            liquidation_fee="taker",
+            sources="VENUES.md 3.2 (MMR + taker fee), 3.4 (from tier 3, the excess over tier 1 closed; full at BP)"),
     Profile("hyperliquid", VERSION, mm_rule="half_im", liquidation="slices",
             slice_above=PARTIAL_LIQUIDATION_ABOVE, slice_fraction=SLICE_FRACTION, backstop=BACKSTOP_FRACTION,
             liquidation_fee=0.0,
