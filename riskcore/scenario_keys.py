@@ -191,6 +191,7 @@ _KINDS = {
     "grid": "table", "contracts": "tables", "brackets": "table", "tiers": "list of tables",
     "wicks": "list of tables", "variant-market": "table", "variant-population": "table",
     "variant-engine": "table",
+    "venue": "string: binance, bybit, okx, hyperliquid or dydx",
 }
 
 

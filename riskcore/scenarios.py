@@ -532,6 +532,7 @@ def check_variants(scenario: Scenario) -> None:
     for name, cfg in scenario.variants:
         try:
             _all_brackets(scenario, cfg)
+            _check_venues(scenario, cfg)
             if "file" not in cfg["population"]:
                 _population_spec(scenario, cfg)
         except ScenarioError as exc:
@@ -721,6 +722,18 @@ def _check_paths(paths: dict, where: str) -> None:
         PricePaths.from_frames(paths)
     except InputError as exc:
         raise ScenarioError(f"{where}: {exc}") from None
+
+
+def _check_venues(scenario: Scenario, cfg: dict) -> None:
+    """Partial liquidation and market impact do not go together (``simulate`` refuses them)."""
+    if not impact_models(cfg):
+        return
+    partial = [s for s, v in contract_venues(cfg).items() if venue_profile(v).partial]
+    if partial:
+        raise ScenarioError(f"{scenario.path}: market.contracts.{partial[0]}: the venue profile "
+                            f"{contract_venues(cfg)[partial[0]]!r} liquidates in parts, which market impact does not "
+                            "support yet: drop the impact table (or set market.impact = false), or use a profile "
+                            "that liquidates whole positions")
 
 
 def contract_venues(cfg: dict) -> dict[str, str]:

@@ -376,3 +376,14 @@ def test_dydx_deleverages_at_random(engine):
     assert list(zip(hit["account"], hit["qty"], hit["price"])) == [("d", 4, 85), ("b", 5, 90), ("a", 1, 90)]
     binance = simulate(_adl_book("binance"), {"BTCUSDT": two}, liquidation_fee_rate=0.0, engine=engine)
     assert binance.events[binance.events["reason_code"] == "adl_counterparty"]["account"].iloc[0] == "c"
+
+
+def test_scenario_with_impact_and_partial_liquidation_is_refused(tmp_path):
+    from riskcore.scenarios import ScenarioError, check_variants, load_scenario
+
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO.format(market="binance", contract="bybit")
+                    + "[market.contracts.BTCUSDT.impact]\nsigma = 0.04\ndaily_volume = 1e9\n")
+    with pytest.raises(ScenarioError, match=r"market\.contracts\.BTCUSDT: the venue profile 'bybit' liquidates in "
+                                            r"parts, which market impact does not support"):
+        check_variants(load_scenario(path))
