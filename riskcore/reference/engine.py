@@ -512,7 +512,7 @@ class ReferenceEngine:
         the fund.  Returns the deficits left to cover, one per scope that ended below zero.
 
         The contract's venue profile (:mod:`riskcore.venues.profiles`) decides how much is
-        closed: the whole scope, or (``liquidation`` "tiers" / "slices") only a part that
+        closed: the whole scope, or (``liquidation`` other than "whole") only a part that
         leaves it safe at the point's prices (:meth:`partial_isolated`, :meth:`partial_cross`);
         a backstop or a takeover gives the fund all that is left of the margin."""
         deficits = []
