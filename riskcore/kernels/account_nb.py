@@ -650,7 +650,7 @@ def partial_isolated_nb(bk, ct, sc, pr, p, c, side, now):
             continue
         q = qty - keep
         wallet = bk.s_wiso[p] + side * q * (x - entry) - rate * (q * x)
-        if not beyond_nb(side, now, isolated_lp_nb(ct, c, side, keep, entry, wallet, pr.mm_entry)):
+        if not beyond_nb(side, now, isolated_lp_nb(ct, c, bk.s_side[p], keep, entry, wallet, pr.mm_entry)):
             return keep
     return 0.0
 
