@@ -13,6 +13,7 @@ and :meth:`Book.from_table`), which is what the simulators and read-outs work on
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from .enums import (LEG_NAMES, MARGIN_MODE_NAMES, POSITION_MODE_NAMES, SIDE_NAME
                     PositionMode, parse_leg, parse_margin_mode, parse_position_mode, parse_side)
 from .checks import LIMIT, check_amount as _check_amount, check_price as _check_price
 from .errors import Refused
+from .venues.profiles import DEFAULT_VENUE, Profile, profile as venue_profile
 from .table import FORMAT_VERSION, SCHEMA as TABLE_SCHEMA, BookTable, _bracket_frame, empty_frames
 
 DEFAULT_LEVERAGE = 20.0
@@ -46,6 +48,24 @@ class Contract:
     maker_fee: float = BINANCE_MAKER_FEE
     taker_fee: float = BINANCE_TAKER_FEE
     mark_price: float | None = None
+    venue: str = DEFAULT_VENUE  # the venue profile (riskcore.venues.profiles): its rule switches
+
+    @property
+    def profile(self) -> Profile:
+        return venue_profile(self.venue, f"contract {self.symbol!r}")
+
+    @property
+    def mm_brackets(self) -> Brackets:
+        """The table maintenance margin is charged with under the contract's venue profile
+        (``brackets`` itself under Binance's rules)."""
+        if self.venue == DEFAULT_VENUE:
+            return self.brackets
+        return _mm_brackets(self.venue, self.brackets, self.taker_fee)
+
+
+@functools.lru_cache(maxsize=256)
+def _mm_brackets(venue: str, brackets: Brackets, taker_fee: float) -> Brackets:
+    return venue_profile(venue).maintenance_brackets(brackets, taker_fee)
 
 
 @dataclass
@@ -181,9 +201,11 @@ class Book:
 
     # ------------------------------------------------------------ contracts/marks
     def add_contract(self, symbol: str, brackets: Brackets, maker_fee: float = BINANCE_MAKER_FEE,
-                     taker_fee: float = BINANCE_TAKER_FEE, mark_price: float | None = None) -> None:
+                     taker_fee: float = BINANCE_TAKER_FEE, mark_price: float | None = None,
+                     venue: str = DEFAULT_VENUE) -> None:
         """Register a contract with its bracket table and fee rates (Binance's defaults:
-        0.02% maker, 0.05% taker)."""
+        0.02% maker, 0.05% taker) and the venue profile whose rules the simulators apply to it
+        (``riskcore.venues.profiles``: binance, bybit, okx, hyperliquid, dydx)."""
         if not isinstance(symbol, str) or not symbol:
             raise ValueError(f"contract symbol must be a non-empty string, not {symbol!r}")
         if symbol in self.contracts:
@@ -193,7 +215,9 @@ class Book:
         for name, rate in (("maker_fee", maker_fee), ("taker_fee", taker_fee)):
             if not (isinstance(rate, (int, float)) and math.isfinite(rate) and -0.01 < rate < 0.1):
                 raise ValueError(f"{symbol}: {name} {rate!r} is not a plausible fee rate (a fraction, e.g. 0.0005)")
-        self.contracts[symbol] = Contract(symbol, brackets, float(maker_fee), float(taker_fee))
+        name = venue_profile(venue, f"contract {symbol!r}").name
+        venue_profile(name).maintenance_brackets(brackets, float(taker_fee))  # refused here, not at the run
+        self.contracts[symbol] = Contract(symbol, brackets, float(maker_fee), float(taker_fee), venue=name)
         if mark_price is not None:
             self.set_marks({symbol: mark_price})
 
@@ -728,7 +752,7 @@ class Book:
         return {
             "notional": notional,
             "unrealized_pnl": pos.side * pos.qty * (mark - pos.entry_price),
-            "maintenance_margin": float(contract.brackets.maintenance_margin(notional)),
+            "maintenance_margin": float(contract.mm_brackets.maintenance_margin(notional)),
             "initial_margin": notional / lev,
             "leverage": lev,
         }
@@ -821,7 +845,7 @@ class Book:
         if kw is None:
             return float("nan")
         others = self._cross_totals(acct, marks, skip=symbol)
-        return fm.cross_liquidation_price(acct.wallet, self.contracts[symbol].brackets,
+        return fm.cross_liquidation_price(acct.wallet, self.contracts[symbol].mm_brackets,
                                           other_maintenance=others["maintenance_margin"],
                                           other_unrealized_pnl=others["unrealized_pnl"], **kw)
 
@@ -861,7 +885,7 @@ class Book:
         if self.settings(account, symbol).margin_mode == MarginMode.CROSS:
             return self.cross_liquidation_price(account, symbol, marks)
         return fm.isolated_liquidation_price(pos.side, pos.qty, pos.entry_price, pos.wallet_iso,
-                                             self.contracts[symbol].brackets, mm_basis=mm_basis)
+                                             self.contracts[symbol].mm_brackets, mm_basis=mm_basis)
 
     def positions_frame(self, marks: dict | None = None) -> pd.DataFrame:
         """Every open position with its risk read-outs at the marks: uPnL, notional, MM, IM,
@@ -882,7 +906,7 @@ class Book:
                     lp, bp = cross_lp[symbol]
                 else:
                     lp = fm.isolated_liquidation_price(pos.side, pos.qty, pos.entry_price, pos.wallet_iso,
-                                                       contract.brackets)
+                                                       contract.mm_brackets)
                     bp = fm.bankruptcy_price(pos.side, pos.qty, pos.entry_price, pos.wallet_iso)
                 rows.append({
                     "account": acct.account_id, "contract": symbol, "leg": LEG_NAMES[leg],
@@ -951,7 +975,8 @@ def _frames_of(book: Book) -> dict[str, pd.DataFrame]:
     contracts = pd.DataFrame({"contract": pd.Series([c.symbol for c in book.contracts.values()], dtype=object),
                               "maker_fee": [c.maker_fee for c in book.contracts.values()],
                               "taker_fee": [c.taker_fee for c in book.contracts.values()],
-                              "mark_price": [_nan(c.mark_price) for c in book.contracts.values()]}, )
+                              "mark_price": [_nan(c.mark_price) for c in book.contracts.values()],
+                              "venue": pd.Series([c.venue for c in book.contracts.values()], dtype=object)})
     contracts = contracts.astype({"maker_fee": "float64", "taker_fee": "float64", "mark_price": "float64"})
     if book.contracts:
         brackets = pd.concat([_bracket_frame(c.brackets, c.symbol) for c in book.contracts.values()],
@@ -988,10 +1013,11 @@ def _book_of(table: BookTable) -> Book:
     book = Book(default_leverage=table.default_leverage)
     book.fees_collected = float(table.fees_collected)
     book.next_order_id = int(table.next_order_id)
-    for symbol, maker, taker, mark in zip(table.contracts["contract"], table.contracts["maker_fee"],
-                                          table.contracts["taker_fee"], table.contracts["mark_price"]):
+    for symbol, maker, taker, mark, venue in zip(table.contracts["contract"], table.contracts["maker_fee"],
+                                                 table.contracts["taker_fee"], table.contracts["mark_price"],
+                                                 table.contracts["venue"]):
         book.contracts[symbol] = Contract(symbol, table.bracket_tables[symbol], float(maker), float(taker),
-                                          None if math.isnan(mark) else float(mark))
+                                          None if math.isnan(mark) else float(mark), venue=str(venue))
 
     def ids(frame):
         return frame["account"].tolist()

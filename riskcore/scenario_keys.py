@@ -81,6 +81,8 @@ KEY_DOCS = {
                                          "score, by leverage, by unrealised profit, in a seeded random order, or "
                                          "pro rata (docs/simulation.md, \"ADL policies\")"),
     "market.adl_seed": ("0", "the seed of the `random` ADL policy"),
+    "market.venue": ("\"binance\"", "the venue profile of every contract that names none: binance, bybit, okx, "
+                                    "hyperliquid or dydx (docs/venues.md, \"Profiles\"); a grid may vary it"),
     "market.mmr_factor": ("1", "every maintenance rate of every bracket table times this (stress test)"),
     "market.max_leverage_cap": (NONE, "no bracket allows more leverage than this"),
     "market.contracts": (REQUIRED, "one `[market.contracts.SYMBOL]` table per contract"),
@@ -88,6 +90,8 @@ KEY_DOCS = {
     "market.contracts.SYMBOL.brackets": (REQUIRED, "the contract's bracket table (keys below)"),
     "market.contracts.SYMBOL.maker_fee": ("the population's", "maker fee rate of this contract"),
     "market.contracts.SYMBOL.taker_fee": ("the population's", "taker fee rate of this contract"),
+    "market.contracts.SYMBOL.venue": ("market.venue", "this contract's venue profile: the rule switches both "
+                                                      "engines apply to it (docs/venues.md)"),
     "market.contracts.SYMBOL.start_price": ("required for a gbm path", "the first open of a generated path"),
     "market.contracts.SYMBOL.impact": (NONE, "the contract's market-impact model (keys below)"),
     "market.contracts.SYMBOL.impact.sigma": ("required without depth", "the contract's daily volatility, a "
@@ -196,6 +200,7 @@ _KINDS = {
     "grid": "table", "contracts": "tables", "brackets": "table", "tiers": "list of tables",
     "wicks": "list of tables", "variant-market": "table", "variant-population": "table",
     "variant-engine": "table",
+    "venue": "string: binance, bybit, okx, hyperliquid or dydx",
 }
 
 

@@ -37,6 +37,7 @@ from .errors import RiskcoreError
 from .adl import MAX_SEED as ADL_MAX_SEED
 from .adl import POLICIES as ADL_POLICIES
 from .impact import DEFAULT_ROUNDS
+from .venues.profiles import DEFAULT_VENUE, PROFILES as VENUE_PROFILES, profile as venue_profile
 from .output import OutputFolderError, OutputTarget  # noqa: F401 (OutputFolderError: part of this API)
 
 
@@ -63,9 +64,9 @@ POPULATION_KEYS = {
 MARKET_KEYS = {"liquidation_fee_rate": NUMBER, "insurance_fund": NUMBER, "liquidation_slippage": NUMBER,
                "mmr_factor": NUMBER, "max_leverage_cap": NUMBER, "contracts": "contracts",
                "impact": BOOL, "feedback": BOOL, "cascade_rounds": INTEGER, "adl_policy": STRING,
-               "adl_seed": INTEGER}
+               "adl_seed": INTEGER, "venue": "venue"}
 CONTRACT_KEYS = {"brackets": "brackets", "maker_fee": NUMBER, "taker_fee": NUMBER, "start_price": NUMBER,
-                 "impact": "impact"}
+                 "impact": "impact", "venue": "venue"}
 #: a contract's market-impact model (riskcore.impact.Impact; docs/cascades.md)
 IMPACT_KEYS = {"sigma": NUMBER, "daily_volume": NUMBER, "k": NUMBER, "feedback": BOOL, "permanent": NUMBER,
                "half_life": NUMBER, "depth": "depth-table", "thinning": NUMBER}
@@ -92,7 +93,7 @@ TOP_KEYS = {"name": STRING, "description": STRING, "seed": INTEGER, "market": "m
 PATH_GRID_KEYS = {"path.seed"}
 GRID_KEYS = {"market.mmr_factor", "market.max_leverage_cap", "market.liquidation_fee_rate",
              "market.insurance_fund", "market.liquidation_slippage", "market.impact", "market.feedback",
-             "market.cascade_rounds", "market.adl_policy", "market.adl_seed", "engine.intrabar", "engine.mm_basis",
+             "market.cascade_rounds", "market.adl_policy", "market.adl_seed", "market.venue", "engine.intrabar", "engine.mm_basis",
              *(f"population.{k}" for k in POPULATION_KEYS if k not in ("accounts", "file", "seed")),
              *PATH_GRID_KEYS}
 #: At most this many seeds in ``"path.seed" = {from = N, count = M}`` (each is a path and a run per variant).
@@ -163,6 +164,8 @@ def _check_value(where: str, name: str, v, kind: str) -> None:
         _fail(where, name, f"expected true, false or a fraction from 0 to 1, got {v!r}")
     elif kind == STRING and not isinstance(v, str):
         _fail(where, name, f"expected a string, got {v!r}")
+    elif kind == "venue" and not (isinstance(v, str) and v.strip().lower() in VENUE_PROFILES):
+        _fail(where, name, f"unknown venue {v!r}; venue profiles: {', '.join(VENUE_PROFILES)} (docs/venues.md)")
     elif kind == BOOL and not isinstance(v, bool):
         _fail(where, name, f"expected true or false, got {v!r}")
     elif kind == "pair" and not (isinstance(v, list) and len(v) == 2 and all(_is_num(x) for x in v)):
@@ -533,6 +536,7 @@ def check_variants(scenario: Scenario) -> None:
     for name, cfg in scenario.variants:
         try:
             _all_brackets(scenario, cfg)
+            _check_venues(scenario, cfg)
             if "file" not in cfg["population"]:
                 _population_spec(scenario, cfg)
         except ScenarioError as exc:
@@ -724,6 +728,40 @@ def _check_paths(paths: dict, where: str) -> None:
         raise ScenarioError(f"{where}: {exc}") from None
 
 
+def _check_venues(scenario: Scenario, cfg: dict) -> None:
+    """Partial liquidation and market impact do not go together (``simulate`` refuses them)."""
+    if not impact_models(cfg):
+        return
+    partial = [s for s, v in contract_venues(cfg).items() if venue_profile(v).partial]
+    if partial:
+        raise ScenarioError(f"{scenario.path}: market.contracts.{partial[0]}: the venue profile "
+                            f"{contract_venues(cfg)[partial[0]]!r} liquidates in parts, which market impact does not "
+                            "support yet: drop the impact table (or set market.impact = false), or use a profile "
+                            "that liquidates whole positions")
+
+
+def contract_venues(cfg: dict) -> dict[str, str]:
+    """Each contract's venue profile: its own ``venue``, else ``market.venue``, else binance."""
+    market = cfg["market"]
+    default = market.get("venue", DEFAULT_VENUE)
+    return {s: str(c.get("venue", default)).strip().lower() for s, c in market["contracts"].items()}
+
+
+def _with_venues(table, cfg: dict, scenario: Scenario):
+    venues = contract_venues(cfg)
+    if all(v == DEFAULT_VENUE for v in venues.values()) and (table.contracts["venue"] == DEFAULT_VENUE).all():
+        return table
+    contracts = table.contracts.copy()
+    contracts["venue"] = pd.Series([venues.get(s, v) for s, v in zip(contracts["contract"], contracts["venue"])],
+                                   dtype=object)
+    for symbol, venue, fee in zip(contracts["contract"], contracts["venue"], contracts["taker_fee"]):
+        try:
+            venue_profile(venue).maintenance_brackets(table.bracket_tables[symbol], float(fee))
+        except ValueError as exc:
+            raise ScenarioError(f"{scenario.path}: market.contracts.{symbol}.venue = {venue!r}: {exc}") from None
+    return table.replace(contracts=contracts)
+
+
 def build_book(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame]):
     """The population of the variant as a :class:`~riskcore.book.Book` (see :func:`build_table`)."""
     from .book import Book
@@ -743,7 +781,8 @@ def build_table(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame]):
         if not _resolve(scenario, cfg["population"]["file"]).exists():
             raise MissingDataError(f"{where}.file: {_not_found(scenario, cfg['population']['file'])}")
         try:
-            return load_population_table(_resolve(scenario, cfg["population"]["file"]), contracts=brackets)
+            return _with_venues(load_population_table(_resolve(scenario, cfg["population"]["file"]),
+                                                      contracts=brackets), cfg, scenario)
         except FileNotFoundError as exc:
             raise MissingDataError(f"{where}.file: {exc}") from None
         except ValueError as exc:
@@ -751,7 +790,8 @@ def build_table(scenario: Scenario, cfg: dict, paths: dict[str, pd.DataFrame]):
     n, seed, spec = _population_spec(scenario, cfg)
     prices = {s: float(paths[s]["open"].iloc[0]) for s in brackets if s in paths}
     try:
-        return generate_population_table(n, {s: brackets[s] for s in prices}, prices, seed=seed, spec=spec)
+        return _with_venues(generate_population_table(n, {s: brackets[s] for s in prices}, prices, seed=seed,
+                                                      spec=spec), cfg, scenario)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"{where}: {exc}") from None
     except MemoryError as exc:

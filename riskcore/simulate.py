@@ -10,6 +10,7 @@ from .impact import parse as _parse_impact
 from .inputs import INTRABAR_MODELS, InputError, PricePaths, funding_by_step, schedule_tape
 from .result import Result
 from .table import BookTable
+from .venues.profiles import profile as venue_profile
 
 ENGINES = ("numba", "reference")
 
@@ -135,6 +136,14 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
             account = frame["account"].iloc[i]
             missing = sorted(set(frame.loc[(frame["account"] == account).to_numpy() & held, "contract"].astype(str)))
             raise InputError(f"account {account!r} holds {missing} but the paths have no bars for it")
+    venues = dict(zip(table.contracts["contract"], table.contracts["venue"]))
+    venues = {symbol: str(venues[symbol]) for symbol in paths.contracts}
+    if any(spec.coef > 0.0 for spec in impact.values()):
+        partial = [s for s, v in venues.items() if venue_profile(v).partial]
+        if partial:
+            raise InputError(f"market impact with partial liquidation is not supported: contract(s) {partial} "
+                             f"use venue profile(s) {sorted({venues[s] for s in partial})}, which liquidate in "
+                             "parts; run them without impact, or under a profile that liquidates whole positions")
     rates = funding_by_step(funding, paths)
     actions = schedule_tape(tape, paths)
     for action in actions:
@@ -165,12 +174,14 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
     if engine == "numba":
         from .kernels import run_numba
 
-        return run_numba(table, paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),
+        result = run_numba(table, paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),
                          insurance_fund=float(insurance_fund), liquidation_slippage=float(liquidation_slippage),
                          intrabar=intrabar, mm_basis=mm_basis, event_capacity=event_capacity,
                          on_overflow=on_overflow, progress=progress, checkpoint=checkpoint,
                          checkpoint_every=float(checkpoint_every), impact=impact, cascade_rounds=cascade_rounds,
-                         adl_policy=adl_policy, adl_seed=adl_seed)
+                           adl_policy=adl_policy, adl_seed=adl_seed)
+        result.params["venues"] = venues
+        return result
     from .reference import ReferenceEngine
 
     run = ReferenceEngine(book.copy() if isinstance(book, Book) else Book.from_table(table), paths, rates, actions, liquidation_fee_rate=float(liquidation_fee_rate),
@@ -182,5 +193,6 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
                      "liquidation_slippage": liquidation_slippage, "intrabar": intrabar, "mm_basis": mm_basis,
                      "engine": engine, "n_steps": paths.n_steps, "contracts": list(paths.contracts),
                      "market_impact": {symbol: dataclasses.asdict(spec) for symbol, spec in impact.items()},
-                     "cascade_rounds": cascade_rounds, "adl_policy": adl_policy, "adl_seed": adl_seed}
+                     "cascade_rounds": cascade_rounds, "adl_policy": adl_policy, "adl_seed": adl_seed,
+                     "venues": venues}
     return result

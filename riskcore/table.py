@@ -55,13 +55,15 @@ LEGS = ("both", "long", "short")  # category order = riskcore.enums.Leg codes
 MARGIN_MODES = ("cross", "isolated")  # = riskcore.enums.MarginMode codes
 POSITION_MODES = ("one-way", "hedge")  # = riskcore.enums.PositionMode codes
 
+# Columns a table written before they existed may lack, and the value they then take.
+OPTIONAL_COLUMNS = {"contracts": {"venue": "binance"}}
 # Column -> dtype, as stored.  "id" is int64 (or object for string ids); "symbol" and the
 # word columns are categoricals.
 SCHEMA: dict[str, dict[str, str]] = {
     "meta": {"format_version": "int64", "default_leverage": "float64", "fees_collected": "float64",
              "next_order_id": "int64"},
     "contracts": {"contract": "object", "maker_fee": "float64", "taker_fee": "float64",
-                  "mark_price": "float64"},
+                  "mark_price": "float64", "venue": "object"},
     "brackets": {"contract": "object", "tier": "int64", **{c: "float64" for c in BRACKET_COLUMNS},
                  "effective_date": "object", "source": "object"},
     "accounts": {"account": "id", "wallet": "float64", "position_mode": "position_mode"},
@@ -261,6 +263,10 @@ def _require(frames, table: str) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
         raise BookFormatError(f"table {table!r} must be a pandas DataFrame, not {type(frame).__name__}")
     missing = [c for c in SCHEMA[table] if c not in frame.columns]
+    fill = {c: OPTIONAL_COLUMNS.get(table, {})[c] for c in missing if c in OPTIONAL_COLUMNS.get(table, {})}
+    if fill:
+        frame = frame.assign(**fill)
+        missing = [c for c in missing if c not in fill]
     if missing:
         raise BookFormatError(f"table {table!r} lacks column(s) {missing}")
     return frame[list(SCHEMA[table])].reset_index(drop=True)
@@ -523,6 +529,7 @@ def _contracts(frames) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         _fail_at("contracts", con, ~((fee > -0.01) & (fee < 0.1)), col,
                  "not a plausible fee rate (a fraction, e.g. 0.0005)")
     mark = _numbers("contracts", con, "mark_price", 0.0, strict=True, optional=True)
+    venues = _venues(con)
     symbols = [str(s) for s in raw]
     br_contract = br["contract"].astype(object).to_numpy() if len(br) else np.zeros(0, object)
     tier = _numbers("brackets", br, "tier")
@@ -545,10 +552,37 @@ def _contracts(frames) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     extra = sorted({str(v) for v in br_contract} - set(symbols))
     if extra:
         raise BookFormatError(f"table 'brackets' has rows for contract(s) not in 'contracts': {extra}")
+    for symbol, venue, fee in zip(symbols, venues, taker):  # the profile's MM table must be valid too
+        try:
+            venue_profile(venue).maintenance_brackets(tables[symbol], float(fee))
+        except BracketError as exc:
+            raise BookFormatError(f"table 'contracts', contract {symbol!r}, column 'venue': {exc}") from None
     contracts = pd.DataFrame({"contract": pd.Series(symbols, dtype=object), "maker_fee": maker, "taker_fee": taker,
-                              "mark_price": mark})
+                              "mark_price": mark, "venue": pd.Series(venues, dtype=object)})
     brackets = pd.concat(rows, ignore_index=True) if rows else _empty("brackets")
     return contracts, brackets, tables
+
+
+def _venues(con: pd.DataFrame) -> list[str]:
+    """The ``venue`` column as canonical profile names (a missing value is the default)."""
+    from .venues.profiles import DEFAULT_VENUE, PROFILES
+
+    out = []
+    for i, v in enumerate(con["venue"].to_numpy(object)):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            out.append(DEFAULT_VENUE)
+            continue
+        key = v.strip().lower() if isinstance(v, str) else None
+        if key not in PROFILES:
+            raise BookFormatError(f"table 'contracts' row {i}, column 'venue': unknown venue {v!r}; "
+                                  f"venue profiles: {list(PROFILES)}")
+        out.append(key)
+    return out
+
+
+def venue_profile(venue):
+    from .venues.profiles import profile
+    return profile(venue)
 
 
 def _bracket_frame(b: Brackets, symbol: str) -> pd.DataFrame:
@@ -588,14 +622,17 @@ def empty_frames(symbols=()) -> dict[str, pd.DataFrame]:
 
 
 def contract_frames(contracts: dict, marks: dict | None = None, maker_fee: float = 0.0002,
-                    taker_fee: float = 0.0005) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``contracts`` and ``brackets`` tables for ``{symbol: Brackets}``, with uniform fees."""
+                    taker_fee: float = 0.0005, venues: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``contracts`` and ``brackets`` tables for ``{symbol: Brackets}``, with uniform fees and
+    each contract's venue profile (``venues``: ``{symbol: name}``, default binance)."""
     marks = marks or {}
+    venues = venues or {}
     symbols = list(contracts)
     frame = pd.DataFrame({"contract": pd.Series(symbols, dtype=object),
                           "maker_fee": np.full(len(symbols), float(maker_fee)),
                           "taker_fee": np.full(len(symbols), float(taker_fee)),
-                          "mark_price": [float(marks[s]) if marks.get(s) is not None else np.nan for s in symbols]})
+                          "mark_price": [float(marks[s]) if marks.get(s) is not None else np.nan for s in symbols],
+                          "venue": pd.Series([venues.get(s, "binance") for s in symbols], dtype=object)})
     brackets = pd.concat([_bracket_frame(contracts[s], s) for s in symbols], ignore_index=True) if symbols \
         else _empty("brackets")
     return frame, brackets

@@ -16,11 +16,12 @@ TIERS = [
 START = 100.0
 
 
-def base_book() -> Book:
+def base_book(venues=None) -> Book:
+    """``venues``: ``{symbol: venue profile}`` (default binance)."""
     book = Book()
     for symbol in CONTRACTS:
         book.add_contract(symbol, Brackets.from_records(TIERS, symbol=symbol), maker_fee=0.0002,
-                          taker_fee=0.0005, mark_price=START)
+                          taker_fee=0.0005, mark_price=START, venue=(venues or {}).get(symbol, "binance"))
     return book
 
 
@@ -44,10 +45,11 @@ account_spec = st.tuples(
 book_specs = st.lists(account_spec, min_size=1, max_size=5)
 
 
-def build_book(specs, order=None) -> Book:
-    """A book from account specs; ``order`` permutes the order in which accounts are added.
+def build_book(specs, order=None, venues=None) -> Book:
+    """A book from account specs; ``order`` permutes the order in which accounts are added;
+    ``venues`` names each contract's venue profile (default binance).
     Actions the book refuses are skipped (they are part of the randomness)."""
-    book = base_book()
+    book = base_book(venues)
     indices = list(range(len(specs))) if order is None else list(order)
     for i in indices:
         pmode, btc_mode, eth_mode, lev, auto, wallet, positions, orders = specs[i]

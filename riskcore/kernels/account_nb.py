@@ -17,8 +17,8 @@ import numpy as np
 from numba import njit
 
 from .enums import (LEG_BOTH, LEG_LONG, LEG_SHORT, MARGIN_CROSS, MARGIN_ISOLATED, AccountFlag, BlockAcc,
-                    EventKind, EvF, EvI, Ledger, Reason, Refusal, SlotState, Stage)
-from .margin_nb import beyond_nb, isolated_lp_nb, max_notional_nb, mm_nb
+                    EventKind, EvF, EvI, Ledger, Procedure, Reason, Refusal, SlotState, Stage)
+from .margin_nb import beyond_nb, isolated_lp_nb, max_notional_nb, mm_nb, tier_nb
 from .options import NB, NB_INLINE, NB_INNER
 
 NAN = math.nan
@@ -597,11 +597,188 @@ def count_liquidated_nb(sc, a, b, t, n_closes, notional):
 
 
 @njit(**NB_INNER)
-def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
+def exec_px_nb(sc, pr, c, side, trigger):
+    """The trigger moved by the slippage and the round's impact (``ReferenceEngine.exec_price``)."""
+    return trigger * (1.0 - side * (pr.slippage + sc.imp_slip[c, view_nb(side)]))
+
+
+@njit(**NB_INNER)
+def keep_nb(ct, c, qty, trigger, level):
+    """``ReferenceEngine.keep_candidates``: what a partial liquidation at ``level`` keeps of a
+    position of ``qty`` triggered at ``trigger`` (the whole ``qty`` when nothing is closed)."""
+    proc = ct.procedure[c]
+    if proc == Procedure.TIERS or proc == Procedure.FIRST_TIER:
+        i = tier_nb(ct, c, qty * trigger)
+        if i + 1 < ct.partial_from[c]:
+            return qty
+        j = 0 if proc == Procedure.FIRST_TIER else i - level
+        if j < 0:
+            j = 0
+        keep = ct.cap[c, j] / trigger
+        return keep if keep < qty else qty
+    if proc == Procedure.SLICES and qty * trigger > ct.slice_above[c]:
+        return qty * (1.0 - ct.slice_fraction[c])
+    return qty
+
+
+@njit(**NB_INNER)
+def levels_nb(ct, c, qty, trigger):
+    """``ReferenceEngine.levels``: how many partial steps the contract's procedure offers."""
+    proc = ct.procedure[c]
+    if proc == Procedure.TIERS or proc == Procedure.FIRST_TIER:
+        i = tier_nb(ct, c, qty * trigger)
+        if i + 1 < ct.partial_from[c]:
+            return 0
+        return 1 if proc == Procedure.FIRST_TIER else i
+    if proc == Procedure.SLICES and qty * trigger > ct.slice_above[c]:
+        return 1
+    return 0
+
+
+@njit(**NB_INNER)
+def partial_isolated_nb(bk, ct, sc, pr, p, c, side, now):
+    """``ReferenceEngine.partial_isolated``: the quantity a partial liquidation keeps of the
+    isolated slot ``p`` (0: none leaves it short of its liquidation price at ``now``)."""
+    qty = bk.s_qty[p]
+    trigger = sc.s_lpx[p]
+    x = exec_px_nb(sc, pr, c, side, trigger)
+    rate = ct.liq_fee[c]
+    entry = bk.s_entry[p]
+    for level in range(1, levels_nb(ct, c, qty, trigger) + 1):
+        keep = keep_nb(ct, c, qty, trigger, level)
+        if not keep < qty:
+            continue
+        q = qty - keep
+        wallet = bk.s_wiso[p] + side * q * (x - entry) - rate * (q * x)
+        if not beyond_nb(side, now, isolated_lp_nb(ct, c, bk.s_side[p], keep, entry, wallet, pr.mm_entry)):
+            return keep
+    return 0.0
+
+
+@njit(**NB_INNER)
+def cross_fee_nb(bk, ct, sc, a, want, qty_closed):
+    """``ReferenceEngine.fee_sum`` over the account's slots in state ``want`` closing
+    ``qty_closed[p - slot0]`` at ``sc.s_lpx[p]`` (the execution price): one rate times the total
+    notional when every close has the same rate, else the sum of ``rate x notional``."""
+    s0 = bk.acc_slot0[a]
+    r0 = 0.0
+    uniform = True
+    first = True
+    total = 0.0
+    for p in range(s0, bk.acc_slot0[a + 1]):
+        if bk.s_state[p] != want or not qty_closed[p - s0] > 0.0:
+            continue
+        r = ct.liq_fee[np.int64(bk.s_contract[p])]
+        if first:
+            r0 = r
+            first = False
+        elif r != r0:
+            uniform = False
+        total += qty_closed[p - s0] * sc.s_lpx[p]
+    if uniform:
+        return r0 * total
+    fee = 0.0
+    for p in range(s0, bk.acc_slot0[a + 1]):
+        if bk.s_state[p] != want or not qty_closed[p - s0] > 0.0:
+            continue
+        fee += ct.liq_fee[np.int64(bk.s_contract[p])] * (qty_closed[p - s0] * sc.s_lpx[p])
+    return fee
+
+
+@njit(**NB_INNER)
+def partial_cross_nb(bk, ct, sc, ev, pr, a, b, row, t, k, cur):
+    """``ReferenceEngine.partial_cross``: the first level at which every doomed cross position
+    stepped down leaves the book above maintenance margin at ``cur``; its closes are made (the
+    slots live again with the rest) and True returned, else nothing changes and False."""
+    s0 = bk.acc_slot0[a]
+    s1 = bk.acc_slot0[a + 1]
+    n_levels = 0
+    for p in range(s0, s1):
+        if bk.s_state[p] == SlotState.LIQ_CROSS:
+            n = levels_nb(ct, np.int64(bk.s_contract[p]), bk.s_qty[p], sc.s_lpx[p])
+            if n > n_levels:
+                n_levels = n
+    if n_levels == 0:
+        return False
+    held = bk.s_qty[s0:s1].copy()
+    trig = sc.s_lpx[s0:s1].copy()
+    doomed = np.zeros(s1 - s0, np.bool_)
+    for p in range(s0, s1):
+        doomed[p - s0] = bk.s_state[p] == SlotState.LIQ_CROSS
+    kept = held.copy()
+    closed = np.zeros(s1 - s0)
+    wallet0 = bk.acc_wallet[a]
+    for level in range(1, n_levels + 1):
+        change = False
+        for p in range(s0, s1):
+            closed[p - s0] = 0.0
+            kept[p - s0] = held[p - s0]
+            if doomed[p - s0]:
+                keep = keep_nb(ct, np.int64(bk.s_contract[p]), held[p - s0], trig[p - s0], level)
+                if keep < held[p - s0]:
+                    kept[p - s0] = keep
+                    closed[p - s0] = held[p - s0] - keep
+                    change = True
+        if not change:
+            continue
+        total_realized = 0.0
+        for p in range(s0, s1):  # execution prices, for cross_fee_nb
+            if doomed[p - s0]:
+                side = np.int64(bk.s_side[p])
+                sc.s_lpx[p] = exec_px_nb(sc, pr, np.int64(bk.s_contract[p]), side, trig[p - s0])
+                if closed[p - s0] > 0.0:
+                    total_realized += side * closed[p - s0] * (sc.s_lpx[p] - bk.s_entry[p])
+        fee = cross_fee_nb(bk, ct, sc, a, SlotState.LIQ_CROSS, closed)
+        wallet = bk.acc_wallet[a] + total_realized - fee
+        for p in range(s0, s1):
+            if doomed[p - s0]:
+                bk.s_state[p] = SlotState.LIVE
+                bk.s_qty[p] = kept[p - s0]
+        bk.acc_wallet[a] = wallet
+        safe = cross_excess_nb(bk, ct, a, cur, cur, 0.0, np.int64(1)) > 0.0
+        if not safe:
+            for p in range(s0, s1):
+                if doomed[p - s0]:
+                    bk.s_state[p] = SlotState.LIQ_CROSS
+                    bk.s_qty[p] = held[p - s0]
+                    sc.s_lpx[p] = trig[p - s0]
+            bk.acc_wallet[a] = wallet0
+            continue
+        total_notional = 0.0
+        n_closes = 0
+        for p in range(s0, s1):
+            if closed[p - s0] > 0.0:
+                total_notional += closed[p - s0] * sc.s_lpx[p]
+                n_closes += 1
+        count_liquidated_nb(sc, a, b, t, float(n_closes), total_notional)
+        for p in range(s0, s1):
+            if not closed[p - s0] > 0.0:
+                continue
+            side = np.int64(bk.s_side[p])
+            px = sc.s_lpx[p]
+            q = closed[p - s0]
+            notional = q * px
+            realized = side * q * (px - bk.s_entry[p])
+            sc.blk_ledger[b, Ledger.REALIZED] += realized
+            share = fee * notional / total_notional if total_notional > 0 else 0.0
+            emit_nb(ev, row, t, k, Stage.LIQ_CROSS, 0, a, EventKind.LIQUIDATION, bk.s_contract[p], bk.s_leg[p], side,
+                    q, px, realized, share, bk.acc_wallet[a], 0.0, Reason.NONE, 0, 0, 0.0, 0.0, 0.0, 0.0)
+        sc.acc_xfee[a] = fee
+        sc.acc_xdef[a] = 0.0
+        return True
+    return False
+
+
+@njit(**NB_INNER)
+def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k, cur):
     """Stage 6 (section 6): close the doomed isolated positions, then the doomed cross book, at
     their trigger prices moved by the slippage and the round's impact (``sc.imp_slip``); the
     fee (capped at what is left) is kept for the serial phase to pay into the fund, and any
-    deficit is recorded."""
+    deficit is recorded.  Each contract's venue profile (``ct.procedure``, ``ct.backstop``,
+    ``ct.takeover``, ``ct.liq_fee``) decides how much is closed and what the fund keeps, as
+    ``ReferenceEngine.liquidate``: a partial isolated close leaves the slot ``LIQ_PARTIAL``
+    (live again in the serial phase once its fee is paid), a partial cross close leaves the
+    slots live."""
     flag = sc.acc_flag[a]
     for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
         if bk.s_state[p] != SlotState.LIQ_ISOLATED:
@@ -611,7 +788,33 @@ def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
         side = np.int64(bk.s_side[p])
         qty = bk.s_qty[p]
         cancel_orders_nb(bk, ev, row, t, k, Stage.LIQ_ISOLATED, a, c, np.int64(bk.s_leg[p]))
-        px = sc.s_lpx[p] * (1.0 - side * (pr.slippage + sc.imp_slip[c, view_nb(side)]))
+        trigger = sc.s_lpx[p]
+        backstop = False
+        if ct.backstop[c] > 0.0:
+            backstop = (bk.s_wiso[p] + side * qty * (trigger - bk.s_entry[p])
+                        < ct.backstop[c] * mm_nb(ct, c, qty * trigger))
+        if ct.procedure[c] != Procedure.WHOLE and not backstop:
+            keep = partial_isolated_nb(bk, ct, sc, pr, p, c, side, cur[c, view_nb(side)])
+            if keep > 0.0:
+                x = exec_px_nb(sc, pr, c, side, trigger)
+                q = qty - keep
+                realized = side * q * (x - bk.s_entry[p])
+                notional = q * x
+                fee = ct.liq_fee[c] * notional
+                bk.s_wiso[p] = bk.s_wiso[p] + realized - fee
+                bk.s_qty[p] = keep
+                sc.blk_ledger[b, Ledger.REALIZED] += realized
+                count_liquidated_nb(sc, a, b, t, 1.0, notional)
+                emit_nb(ev, row, t, k, Stage.LIQ_ISOLATED, 0, a, EventKind.LIQUIDATION, c, bk.s_leg[p], side, q, x,
+                        realized, fee, bk.acc_wallet[a], bk.s_wiso[p], Reason.NONE, 0, 0, 0.0, 0.0, 0.0, 0.0)
+                bk.s_state[p] = SlotState.LIVE  # the cached LP is that of a live position
+                refresh_lp_nb(bk, ct, a, p, pr.mm_entry)
+                bk.s_state[p] = SlotState.LIQ_PARTIAL
+                sc.s_lpx[p] = x
+                sc.s_lfee[p] = fee
+                sc.s_ldef[p] = 0.0
+                continue
+        px = exec_px_nb(sc, pr, c, side, trigger)
         realized = side * qty * (px - bk.s_entry[p])
         notional = qty * px
         sc.blk_ledger[b, Ledger.REALIZED] += realized
@@ -619,7 +822,10 @@ def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
         equity = bk.s_wiso[p] + realized
         bk.s_wiso[p] = 0.0
         bk.s_lp[p] = NAN
-        fee = min(pr.fee_rate * notional, max(0.0, equity))
+        if backstop or ct.takeover[c]:
+            fee = max(0.0, equity)
+        else:
+            fee = min(ct.liq_fee[c] * notional, max(0.0, equity))
         remaining = equity - fee
         if remaining >= 0.0:
             bk.acc_wallet[a] += remaining
@@ -631,14 +837,39 @@ def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
         sc.s_ldef[p] = -remaining if remaining < 0.0 else 0.0
     if flag & AccountFlag.CROSS_LIQ:
         cancel_orders_nb(bk, ev, row, t, k, Stage.LIQ_CROSS, a, np.int64(-1), np.int64(-1))
+        s0 = bk.acc_slot0[a]
+        s1 = bk.acc_slot0[a + 1]
+        threshold = 0.0
+        takeover = False
+        partial = False
+        for p in range(s0, s1):
+            if bk.s_state[p] == SlotState.LIQ_CROSS:
+                c = np.int64(bk.s_contract[p])
+                if ct.backstop[c] > threshold:
+                    threshold = ct.backstop[c]
+                takeover = takeover or ct.takeover[c]
+                partial = partial or ct.procedure[c] != Procedure.WHOLE
+        backstop = False
+        if threshold > 0.0:
+            equity_at = bk.acc_wallet[a]
+            mm_at = 0.0
+            for p in range(s0, s1):
+                if bk.s_state[p] == SlotState.LIQ_CROSS:
+                    c = np.int64(bk.s_contract[p])
+                    equity_at += bk.s_side[p] * bk.s_qty[p] * (sc.s_lpx[p] - bk.s_entry[p])
+                    mm_at += mm_nb(ct, c, bk.s_qty[p] * sc.s_lpx[p])
+            backstop = equity_at < threshold * mm_at
+        if partial and not backstop and partial_cross_nb(bk, ct, sc, ev, pr, a, b, row, t, k, cur):
+            sc.acc_flag[a] = flag
+            return flag
         total_realized = 0.0
         total_notional = 0.0
         n_closes = 0
-        for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
+        for p in range(s0, s1):
             if bk.s_state[p] != SlotState.LIQ_CROSS:
                 continue
             side = np.int64(bk.s_side[p])
-            px = sc.s_lpx[p] * (1.0 - side * (pr.slippage + sc.imp_slip[np.int64(bk.s_contract[p]), view_nb(side)]))
+            px = exec_px_nb(sc, pr, np.int64(bk.s_contract[p]), side, sc.s_lpx[p])
             sc.s_lpx[p] = px
             realized = bk.s_side[p] * bk.s_qty[p] * (px - bk.s_entry[p])
             sc.blk_ledger[b, Ledger.REALIZED] += realized
@@ -647,9 +878,12 @@ def liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k):
             n_closes += 1
         count_liquidated_nb(sc, a, b, t, float(n_closes), total_notional)
         equity = bk.acc_wallet[a] + total_realized
-        fee = min(pr.fee_rate * total_notional, max(0.0, equity))
+        if backstop or takeover:
+            fee = max(0.0, equity)
+        else:
+            fee = min(cross_fee_nb(bk, ct, sc, a, SlotState.LIQ_CROSS, bk.s_qty[s0:s1]), max(0.0, equity))
         bk.acc_wallet[a] = equity - fee
-        for p in range(bk.acc_slot0[a], bk.acc_slot0[a + 1]):
+        for p in range(s0, s1):
             if bk.s_state[p] != SlotState.LIQ_CROSS:
                 continue
             px = sc.s_lpx[p]
@@ -692,4 +926,4 @@ def account_point_nb(bk, ct, sc, ev, pr, a, b, row, t, k, gap, do_funding, rates
             return 0
     if pr.impact:
         return 1
-    return liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k)
+    return liquidate_nb(bk, ct, sc, ev, pr, a, b, row, t, k, cur)

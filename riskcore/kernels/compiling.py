@@ -145,7 +145,7 @@ def _helper_compile() -> None:
     tp_sl_nb.compile(stage)
     isolated_nb.compile(stage)
     cross_check_nb.compile((bk, ct, sc, i8, b1, grid, grid))
-    liquidate_nb.compile((bk, ct, sc, ev, pr, i8, i8, i8, i8, i8))
+    liquidate_nb.compile((bk, ct, sc, ev, pr, i8, i8, i8, i8, i8, grid))
     wake_bar_nb.compile((bk, ct, of(run.lv), grid, i8, i8, grid, grid))
     phase_b_nb.compile((bk, ct, sc, ev, pr, i8, i8, b1, grid))
     readouts.readouts(book.frames())

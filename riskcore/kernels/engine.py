@@ -94,7 +94,7 @@ class _Run:
         self.intrabar = intrabar
         self.mm_basis = mm_basis
         contracts = tuple(paths.contracts)
-        self.ct = contract_arrays(book, contracts)
+        self.ct = contract_arrays(book, contracts, params.fee_rate, params.adl_policy)
         self.im = mark_state(impact, contracts)
         self.mk = market_arrays(book, paths, rates, intrabar)
         self.bk, self.meta = pack_table(book, contracts)

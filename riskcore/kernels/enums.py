@@ -40,6 +40,15 @@ class _SlotState(NamedTuple):
     LIVE: int = 1
     LIQ_ISOLATED: int = 2  # doomed / closed by an isolated liquidation at this point
     LIQ_CROSS: int = 3  # doomed / closed by a cross liquidation at this point
+    LIQ_PARTIAL: int = 4  # isolated, partly closed at this point (live again once its fee is paid)
+
+
+class _Procedure(NamedTuple):
+    """A venue profile's liquidation procedure (``riskcore.venues.profiles.LIQUIDATIONS``)."""
+    WHOLE: int = 0
+    TIERS: int = 1
+    SLICES: int = 2
+    FIRST_TIER: int = 3
 
 
 class _Reason(NamedTuple):
@@ -207,6 +216,7 @@ class _Glob(NamedTuple):
 EventKind = _EventKind()
 Stage = _Stage()
 SlotState = _SlotState()
+Procedure = _Procedure()
 Reason = _Reason()
 Refusal = _Refusal()
 Action = _Action()

@@ -32,10 +32,20 @@ class PackMeta:
     next_order_id: int
 
 
-def contract_arrays(table: BookTable, contracts: tuple) -> ContractArrays:
-    """Fee rates and padded bracket tables of the paths' contracts."""
+def contract_arrays(table: BookTable, contracts: tuple, fee_rate: float = 0.0, adl_policy: int = 0) -> ContractArrays:
+    """Fee rates and padded bracket tables of the paths' contracts, with their venue profiles'
+    switches: the maintenance table each profile charges (``Profile.maintenance_brackets``),
+    the liquidation fee rate (``fee_rate``, the run's, unless the profile sets its own), the
+    procedure and the ADL policy (``adl_policy``, the run's code, unless the profile sets one)."""
+    from ..adl import policy_code
+    from ..venues.profiles import LIQUIDATIONS, profile
+
     n_c = len(contracts)
-    tables = [table.bracket_tables[s] for s in contracts]
+    fees = table.contracts.set_index("contract")
+    profiles = [profile(fees.loc[s, "venue"]) for s in contracts]
+    taker = fees.loc[list(contracts), "taker_fee"].to_numpy(np.float64)
+    tables = [prof.maintenance_brackets(table.bracket_tables[s], float(taker[c]))
+              for c, (s, prof) in enumerate(zip(contracts, profiles))]
     width = max(b.n_tiers for b in tables)
     cap = np.full((n_c, width), np.inf)
     mmr = np.zeros((n_c, width))
@@ -44,10 +54,18 @@ def contract_arrays(table: BookTable, contracts: tuple) -> ContractArrays:
     for c, b in enumerate(tables):
         n = b.n_tiers
         cap[c, :n], mmr[c, :n], cum[c, :n], max_lev[c, :n] = b.notional_cap, b.mmr, b.cum, b.max_leverage
-    fees = table.contracts.set_index("contract")
-    return ContractArrays(fees.loc[list(contracts), "maker_fee"].to_numpy(np.float64),
-                          fees.loc[list(contracts), "taker_fee"].to_numpy(np.float64),
-                          np.array([b.n_tiers for b in tables], dtype=np.int64), cap, mmr, cum, max_lev)
+    return ContractArrays(fees.loc[list(contracts), "maker_fee"].to_numpy(np.float64), taker,
+                          np.array([b.n_tiers for b in tables], dtype=np.int64), cap, mmr, cum, max_lev,
+                          np.array([prof.fee_rate(fee_rate, float(taker[c])) for c, prof in enumerate(profiles)],
+                                   np.float64),
+                          np.array([LIQUIDATIONS.index(prof.liquidation) for prof in profiles], np.int64),
+                          np.array([prof.slice_above for prof in profiles], np.float64),
+                          np.array([prof.slice_fraction for prof in profiles], np.float64),
+                          np.array([prof.partial_from_tier for prof in profiles], np.int64),
+                          np.array([prof.backstop for prof in profiles], np.float64),
+                          np.array([prof.takeover for prof in profiles], np.bool_),
+                          np.array([adl_policy if prof.adl_policy is None else policy_code(prof.adl_policy)
+                                    for prof in profiles], np.int64))
 
 
 def default_leverage(table: BookTable, contracts: tuple) -> np.ndarray:

@@ -63,6 +63,16 @@ class ContractArrays(NamedTuple):
     mmr: np.ndarray  # f8 [n_contracts, max_tiers]
     cum: np.ndarray  # f8 [n_contracts, max_tiers]
     max_lev: np.ndarray  # f8 [n_contracts, max_tiers] (padded with 0)
+    # the contract's venue profile (riskcore/venues/profiles.py); mmr and cum above are already
+    # the profile's maintenance table (Contract.mm_brackets)
+    liq_fee: np.ndarray  # f8 [n_contracts] liquidation fee rate
+    procedure: np.ndarray  # i8 [n_contracts] Procedure code: whole / tiers / slices
+    slice_above: np.ndarray  # f8 [n_contracts] notional above which a position is sliced
+    slice_fraction: np.ndarray  # f8 [n_contracts] share of the size one slice closes
+    partial_from: np.ndarray  # i8 [n_contracts] lowest tier (from 1) liquidated in part
+    backstop: np.ndarray  # f8 [n_contracts] fraction of MM below which the fund takes all (0: off)
+    takeover: np.ndarray  # b1 [n_contracts] full liquidations leave the fund all that is left
+    adl_policy: np.ndarray  # i8 [n_contracts] AdlPolicy code of its deleveraging
 
 
 class Market(NamedTuple):

@@ -248,7 +248,7 @@ def phase_a_nb(bk, ct, lv, sc, ev, pr, t, k, gap, do_funding, funding_only, band
 
 
 @njit(**NB_INNER)
-def block_scores_nb(bk, sc, pr, cur, b, t, k):
+def block_scores_nb(bk, ct, sc, pr, cur, b, t, k):
     """ADL sort keys of one block of accounts (see :func:`adl_scores_nb`)."""
     n_acc = bk.acc_wallet.size
     for a in range(b * pr.block, min(b * pr.block + pr.block, n_acc)):
@@ -280,13 +280,13 @@ def block_scores_nb(bk, sc, pr, cur, b, t, k):
                 lev = bk.set_lev_short[a, c] if bk.s_leg[p] == 2 else bk.set_lev_long[a, c]
                 margin = notional / lev
                 equity = bk.acc_wallet[a] + upnl_x
-            sc.s_lfee[p] = adl_key_nb(pr.adl_policy, pr.adl_seed, t, k, a, c, np.int64(bk.s_leg[p]), upnl,
+            sc.s_lfee[p] = adl_key_nb(ct.adl_policy[c], pr.adl_seed, t, k, a, c, np.int64(bk.s_leg[p]), upnl,
                                       notional, margin, equity)
     return 0
 
 
 @njit(**NB_PARALLEL_INNER)
-def adl_scores_nb(bk, sc, pr, cur, t, k):
+def adl_scores_nb(bk, ct, sc, pr, cur, t, k):
     """The ADL sort key of every live position outside the deficit accounts under the run's
     policy (:func:`riskcore.kernels.adl_nb.adl_key_nb`; for Binance's, ``-score``), in
     ``sc.s_lfee`` (NaN: not a candidate); ``ReferenceEngine.adl_ranking``.  ``t``, ``k``:
@@ -294,7 +294,7 @@ def adl_scores_nb(bk, sc, pr, cur, t, k):
     done = np.zeros(sc.blk_nliq.size, np.int64)
     n_blocks = done.size
     for b in prange(n_blocks):
-        done[b] = block_scores_nb(bk, sc, pr, cur, np.int64(b), t, k)
+        done[b] = block_scores_nb(bk, ct, sc, pr, cur, np.int64(b), t, k)
 
 
 @njit(**NB_INNER)
@@ -452,7 +452,7 @@ def deleverage_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, a, slot, deficit, sh
             built[key] = True
         cands = cache[key]
         fraction = 1.0
-        if pr.adl_policy == AdlPolicy.PRO_RATA:
+        if ct.adl_policy[c] == AdlPolicy.PRO_RATA:
             fraction = pro_rata_fraction_nb(bk, cands, side, x, bp, qty, left)
         for j in range(cands.size):
             if left <= 0.0 or matched >= qty:
@@ -512,6 +512,10 @@ def phase_b_nb(bk, ct, sc, ev, pr, t, k, last, cur):
                     g[Glob.FUND] += sc.s_lfee[p]
                     if sc.s_ldef[p] > 0.0:
                         n_def += 1
+                elif bk.s_state[p] == SlotState.LIQ_PARTIAL:  # partly closed: its fee, then live again
+                    g[Glob.FUND] += sc.s_lfee[p]
+                    bk.s_state[p] = SlotState.LIVE
+                    sc.s_lfee[p] = 0.0
     for b in range(n_blocks):
         for j in range(sc.blk_nliq[b]):
             a = sc.liq_acct[b * size + j]
@@ -571,7 +575,7 @@ def phase_b_nb(bk, ct, sc, ev, pr, t, k, last, cur):
             has_closes = slot >= 0 or (sc.acc_flag[a] & AccountFlag.CROSS_LIQ) != 0
             if shortfall > 0.0 and has_closes:
                 if not ranked:
-                    adl_scores_nb(bk, sc, pr, cur, t, k)
+                    adl_scores_nb(bk, ct, sc, pr, cur, t, k)
                     ranked = True
                 recovered = deleverage_nb(bk, ct, sc, ev, pr, row, t, k, last, cur, a, slot, deficit, shortfall,
                                           cache, built)
@@ -662,20 +666,20 @@ def flow_nb(bk, sc, pr, im):
 
 
 @njit(**NB_INNER)
-def settle_block_nb(bk, ct, sc, ev, pr, b, row, t, k):
+def settle_block_nb(bk, ct, sc, ev, pr, b, row, t, k, cur):
     for j in range(sc.blk_nliq[b]):
-        liquidate_nb(bk, ct, sc, ev, pr, sc.liq_acct[b * pr.block + j], b, row, t, k)
+        liquidate_nb(bk, ct, sc, ev, pr, sc.liq_acct[b * pr.block + j], b, row, t, k, cur)
     return 0
 
 
 @njit(**NB_PARALLEL_INNER)
-def settle_nb(bk, ct, sc, ev, pr, t, k):
+def settle_nb(bk, ct, sc, ev, pr, t, k, cur):
     """The liquidations phase A marked, closed at their impacted prices (parallel over blocks)."""
     done = np.zeros(sc.blk_nliq.size, np.int64)
     n_blocks = done.size
     for b in prange(n_blocks):
         row = np.int64(numba.get_thread_id())
-        done[b] = settle_block_nb(bk, ct, sc, ev, pr, np.int64(b), row, t, k)
+        done[b] = settle_block_nb(bk, ct, sc, ev, pr, np.int64(b), row, t, k, cur)
 
 
 @njit(**NB_INNER)
@@ -873,7 +877,7 @@ def run_steps_nb(bk, ct, mk, lv, sc, ev, pr, im, t_start, t_end, resume):
                 if sc.blk_nliq.sum() > 0:
                     if pr.impact:
                         flow_nb(bk, sc, pr, im)
-                        settle_nb(bk, ct, sc, ev, pr, t, k)
+                        settle_nb(bk, ct, sc, ev, pr, t, k, cur)
                     # with impact more rounds may follow: what it touches is looked at again now
                     phase_b_nb(bk, ct, sc, ev, pr, t, k, band, cur)
                     if pr.impact:

@@ -83,6 +83,13 @@ class ReferenceEngine:
         self.rounds = cascade_rounds
         self.adl_policy = adl_policy
         self.adl_seed = adl_seed
+        # the contracts' venue profiles (riskcore.venues.profiles): MM table, fee rate, ADL policy
+        contracts = {symbol: book.contracts[symbol] for symbol in paths.contracts}
+        self.profile = {symbol: c.profile for symbol, c in contracts.items()}
+        self.mm_table = {symbol: c.mm_brackets for symbol, c in contracts.items()}
+        self.liq_fee = {symbol: self.profile[symbol].fee_rate(liquidation_fee_rate, c.taker_fee)
+                        for symbol, c in contracts.items()}
+        self.policy = {symbol: self.profile[symbol].adl_policy or adl_policy for symbol in contracts}
         self.perm = [0.0] * len(self.cidx)  # the mark's permanent shift per contract
         self.trans = [0.0] * len(self.cidx)  # ... and its transient shift
         self.slip = [[0.0, 0.0] for _ in self.cidx]  # impact per (contract, view) at this round
@@ -134,7 +141,7 @@ class ReferenceEngine:
             px = self.price(prices, pos.contract, pos.side)
             notional = pos.qty * px
             upnl += pos.side * pos.qty * (px - pos.entry_price)
-            mm += float(self.book.contracts[pos.contract].brackets.maintenance_margin(notional))
+            mm += float(self.mm_table[pos.contract].maintenance_margin(notional))
             im += notional / self.settings(pos).leverage(pos.leg, pos.side)
         return upnl, mm, im
 
@@ -149,10 +156,11 @@ class ReferenceEngine:
                            for o, opening in self.book._opening_orders(acct) if (o.contract, o.leg) not in gone)
         return max(0.0, acct.wallet + upnl - im - order_margin)
 
-    def liquidation_price(self, pos: Position) -> float:
-        brackets = self.book.contracts[pos.contract].brackets
-        return fm.isolated_liquidation_price_one(pos.side, pos.qty, pos.entry_price, pos.wallet_iso, brackets,
-                                                 self.mm_basis)
+    def liquidation_price(self, pos: Position, qty: float | None = None, wallet_iso: float | None = None) -> float:
+        """The isolated position's liquidation price (or that of ``qty`` of it backed by ``wallet_iso``)."""
+        return fm.isolated_liquidation_price_one(pos.side, pos.qty if qty is None else qty, pos.entry_price,
+                                                 pos.wallet_iso if wallet_iso is None else wallet_iso,
+                                                 self.mm_table[pos.contract], self.mm_basis)
 
     # --------------------------------------------------------------------- run
     def run(self, progress=None) -> Result:
@@ -474,7 +482,7 @@ class ReferenceEngine:
         excess = acct.wallet
         for pos, px in zip(cross, prices):
             excess += pos.side * pos.qty * (px - pos.entry_price)
-            excess -= float(self.book.contracts[pos.contract].brackets.maintenance_margin(pos.qty * px))
+            excess -= float(self.mm_table[pos.contract].maintenance_margin(pos.qty * px))
         return excess
 
     def cross_trigger(self, acct: Account, cross: list[Position], ends: list[tuple]) -> float:
@@ -486,7 +494,7 @@ class ReferenceEngine:
         for pos, (a, b) in zip(cross, ends):
             if a == b:
                 continue
-            for cap in self.book.contracts[pos.contract].brackets.notional_cap[:-1]:
+            for cap in self.mm_table[pos.contract].notional_cap[:-1]:
                 lam = (cap / pos.qty - a) / (b - a)
                 if 0.0 < lam < 1.0:
                     breaks.add(float(lam))
@@ -503,15 +511,33 @@ class ReferenceEngine:
     # ---------------------------------------------------------- 6. liquidation
     def liquidate(self, isolated: list[tuple], cross: list[tuple], cur: np.ndarray) -> list[dict]:
         """Section 6: close every doomed scope, isolated ones first, then cross books.  Fees go to
-        the fund.  Returns the deficits left to cover, one per scope that ended below zero."""
+        the fund.  Returns the deficits left to cover, one per scope that ended below zero.
+
+        The contract's venue profile (:mod:`riskcore.venues.profiles`) decides how much is
+        closed: the whole scope, or (``liquidation`` other than "whole") only a part that
+        leaves it safe at the point's prices (:meth:`partial_isolated`, :meth:`partial_cross`);
+        a backstop or a takeover gives the fund all that is left of the margin."""
         deficits = []
         for pos, trigger in isolated:
             acct = self.book.accounts[pos.account]
             self.cancel_orders(acct, lambda o: o.contract == pos.contract and o.leg == pos.leg)
+            prof = self.profile[pos.contract]
+            rate = self.liq_fee[pos.contract]
+            backstop = prof.backstop > 0.0 and self.backstopped(
+                pos.wallet_iso + pos.side * pos.qty * (trigger - pos.entry_price),
+                float(self.mm_table[pos.contract].maintenance_margin(pos.qty * trigger)), prof.backstop)
+            if prof.partial and not backstop:
+                keep = self.partial_isolated(pos, trigger, self.price(cur, pos.contract, pos.side))
+                if keep > 0.0:
+                    self.reduce_isolated(acct, pos, trigger, keep, rate)
+                    continue
             closes = self.close_positions(acct, [(pos, trigger)])
             equity = pos.wallet_iso + closes[0]["realized"]
             pos.wallet_iso = 0.0
-            fee = min(self.fee_rate * closes[0]["notional"], max(0.0, equity))
+            if backstop or prof.takeover:  # the fund keeps what is left
+                fee = max(0.0, equity)
+            else:
+                fee = min(rate * closes[0]["notional"], max(0.0, equity))
             self.fund += fee
             remaining = equity - fee
             if remaining >= 0.0:
@@ -525,15 +551,165 @@ class ReferenceEngine:
                     deficits.append({"account": acct, "closes": [], "deficit": -acct.wallet, "isolated": False})
                 continue
             self.cancel_orders(acct, lambda o: acct.settings[o.contract].margin_mode == MarginMode.CROSS)
+            profiles = [self.profile[p.contract] for p, _ in doomed]
+            threshold = max(prof.backstop for prof in profiles)
+            backstop = False
+            if threshold > 0.0:
+                equity_at = acct.wallet
+                mm_at = 0.0
+                for pos, trigger in doomed:
+                    equity_at += pos.side * pos.qty * (trigger - pos.entry_price)
+                    mm_at += float(self.mm_table[pos.contract].maintenance_margin(pos.qty * trigger))
+                backstop = self.backstopped(equity_at, mm_at, threshold)
+            if not backstop and any(prof.partial for prof in profiles):
+                if self.partial_cross(acct, doomed, cur):
+                    continue
             closes = self.close_positions(acct, doomed)
             equity = acct.wallet + sum(c["realized"] for c in closes)
-            fee = min(self.fee_rate * sum(c["notional"] for c in closes), max(0.0, equity))
+            if backstop or any(prof.takeover for prof in profiles):
+                fee = max(0.0, equity)
+            else:
+                fee = min(self.fee_sum(closes), max(0.0, equity))
             self.fund += fee
             acct.wallet = equity - fee
             self.emit_liquidations(acct, closes, fee)
             if acct.wallet < 0.0:
                 deficits.append({"account": acct, "closes": closes, "deficit": -acct.wallet, "isolated": False})
         return deficits
+
+    @staticmethod
+    def backstopped(equity: float, mm: float, fraction: float) -> bool:
+        """Hyperliquid's backstop (VENUES.md section 5): equity at the trigger below ``fraction``
+        of the maintenance margin there."""
+        return equity < fraction * mm
+
+    def fee_sum(self, closes: list[dict]) -> float:
+        """The liquidation fee of a cross book's closes before the cap: ``rate x notional``
+        summed, or (every close at one rate, as under a single profile) ``rate x total``."""
+        rates = [self.liq_fee[c["position"].contract] for c in closes]
+        if all(r == rates[0] for r in rates):
+            return rates[0] * sum(c["notional"] for c in closes)
+        total = 0.0
+        for r, c in zip(rates, closes):
+            total += r * c["notional"]
+        return total
+
+    def exec_price(self, pos: Position, trigger: float) -> float:
+        """The trigger moved by the slippage and the impact of this round's flow on its side."""
+        return trigger * (1.0 - pos.side * (self.slippage + self.slip[self.cidx[pos.contract]][view_of(pos.side)]))
+
+    def keep_candidates(self, pos: Position, trigger: float, level: int) -> float:
+        """The quantity a partial liquidation at ``level`` (1, 2, ...) keeps of a position:
+        under "tiers" the most that fits the tier ``level`` below the one holding its notional at
+        the trigger (never below the first tier), under "first_tier" the most that fits the
+        first tier, under "slices" what one slice leaves of a position above the size; the
+        whole quantity when the procedure does not reduce it (a position in a tier below the
+        profile's ``partial_from_tier``, say)."""
+        prof = self.profile[pos.contract]
+        if prof.liquidation in ("tiers", "first_tier"):
+            table = self.mm_table[pos.contract]
+            b = int(table.tier_index(pos.qty * trigger))
+            if b + 1 < prof.partial_from_tier:
+                return pos.qty
+            j = 0 if prof.liquidation == "first_tier" else max(0, b - level)
+            keep = float(table.notional_cap[j]) / trigger
+            return keep if keep < pos.qty else pos.qty
+        if prof.liquidation == "slices" and pos.qty * trigger > prof.slice_above:
+            return pos.qty * (1.0 - prof.slice_fraction)
+        return pos.qty
+
+    def levels(self, pos: Position, trigger: float) -> int:
+        """How many partial steps the procedure offers for this position."""
+        prof = self.profile[pos.contract]
+        if prof.liquidation in ("tiers", "first_tier"):
+            b = int(self.mm_table[pos.contract].tier_index(pos.qty * trigger))
+            if b + 1 < prof.partial_from_tier:
+                return 0
+            return 1 if prof.liquidation == "first_tier" else b
+        if prof.liquidation == "slices" and pos.qty * trigger > prof.slice_above:
+            return 1
+        return 0
+
+    def partial_isolated(self, pos: Position, trigger: float, now: float) -> float:
+        """The quantity a partial liquidation keeps of an isolated position, 0 when none helps:
+        the first step (tier by tier downward, or one slice) after which the position, its
+        wallet having taken the close's PnL and fee, is no longer beyond its liquidation price
+        at the point's price ``now``."""
+        x = self.exec_price(pos, trigger)
+        rate = self.liq_fee[pos.contract]
+        for level in range(1, self.levels(pos, trigger) + 1):
+            keep = self.keep_candidates(pos, trigger, level)
+            if not keep < pos.qty:
+                continue
+            q = pos.qty - keep
+            wallet = pos.wallet_iso + pos.side * q * (x - pos.entry_price) - rate * (q * x)
+            if not beyond(pos.side, now, self.liquidation_price(pos, keep, wallet)):
+                return keep
+        return 0.0
+
+    def reduce_isolated(self, acct: Account, pos: Position, trigger: float, keep: float, rate: float) -> None:
+        """Close ``pos.qty - keep`` of an isolated position at the execution price; its wallet
+        takes the PnL and pays the fee (to the fund); the rest stays open."""
+        x = self.exec_price(pos, trigger)
+        q = pos.qty - keep
+        realized = pos.side * q * (x - pos.entry_price)
+        notional = q * x
+        fee = rate * notional
+        pos.wallet_iso = pos.wallet_iso + realized - fee
+        pos.qty = keep
+        self.fund += fee
+        self.ledger["realized_pnl"] += realized
+        self.bar_accounts.add(acct.account_id)
+        self.bar["liquidations"] += 1
+        self.bar["liquidated_notional"] += notional
+        self.emit("liquidation", acct.account_id, pos.contract, pos.leg, pos.side, q, x, realized, fee,
+                  wallet_iso=pos.wallet_iso)
+
+    def partial_cross(self, acct: Account, doomed: list[tuple], cur: np.ndarray) -> bool:
+        """A partial liquidation of a cross book: at level 1, 2, ... every position steps down
+        (:meth:`keep_candidates`); the first level after which the book, its wallet having taken
+        the closes' PnL and fees, is above maintenance margin at the point's prices is done.
+        Returns whether one was (False: the whole book goes)."""
+        n_levels = max(self.levels(pos, trigger) for pos, trigger in doomed)
+        cross = [p for p, _ in doomed]
+        now = [self.price(cur, p.contract, p.side) for p in cross]
+        for level in range(1, n_levels + 1):
+            keeps = [self.keep_candidates(pos, trigger, level) for pos, trigger in doomed]
+            if all(not k < pos.qty for k, (pos, _) in zip(keeps, doomed)):
+                continue
+            closes = []
+            for (pos, trigger), keep in zip(doomed, keeps):
+                if keep < pos.qty:
+                    x = self.exec_price(pos, trigger)
+                    q = pos.qty - keep
+                    closes.append({"position": pos, "price": x, "qty": q, "keep": keep,
+                                   "realized": pos.side * q * (x - pos.entry_price), "notional": q * x})
+            fee = self.fee_sum(closes)
+            wallet = acct.wallet + sum(c["realized"] for c in closes) - fee
+            held = [(pos.qty, pos) for pos in cross]
+            old_wallet = acct.wallet
+            for c in closes:
+                c["position"].qty = c["keep"]
+            acct.wallet = wallet
+            safe = self.cross_excess(acct, cross, now) > 0.0
+            if not safe:
+                for qty, pos in held:
+                    pos.qty = qty
+                acct.wallet = old_wallet
+                continue
+            self.fund += fee
+            total = sum(c["notional"] for c in closes)
+            self.bar_accounts.add(acct.account_id)
+            self.bar["liquidations"] += len(closes)
+            self.bar["liquidated_notional"] += total
+            for c in closes:
+                pos = c["position"]
+                self.ledger["realized_pnl"] += c["realized"]
+                share = fee * c["notional"] / total if total > 0 else 0.0
+                self.emit("liquidation", acct.account_id, pos.contract, pos.leg, pos.side, c["qty"], c["price"],
+                          c["realized"], share, wallet_iso=0.0)
+            return True
+        return False
 
     def cancel_orders(self, acct: Account, in_scope) -> None:
         for order in sorted(acct.orders.values(), key=lambda o: o.order_id):
@@ -628,7 +804,7 @@ class ReferenceEngine:
           index in sorted-id order, contract index, leg);
         * pro-rata: 0 for all (the canonical order; :meth:`deleverage` closes a fraction of each).
         """
-        policy = self.adl_policy
+        policy = self.policy[pos.contract]
         if policy == "binance":
             if equity <= 0.0 or margin <= 0.0:
                 score = -math.inf
@@ -682,7 +858,7 @@ class ReferenceEngine:
             matched = gain = 0.0
             candidates = ranking.get((pos.contract, -side), [])
             fraction = 1.0
-            if self.adl_policy == "pro-rata":
+            if self.policy[pos.contract] == "pro-rata":
                 fraction = self.pro_rata_fraction(candidates, side, x, bp, pos.qty, left)
             for other in candidates:
                 if left <= 0.0 or matched >= pos.qty:

@@ -15,7 +15,9 @@ One module per venue, each implementing a section of ``VENUES.md`` (the venue ru
 
 :func:`load` reads the dated tables shipped in ``data/venues/``.  Bad data raises
 :class:`VenueError` (a :class:`~riskcore.BracketError`) naming venue, row and field.
-These are plain-Python formulas; the simulators' venue profiles are later work (issue 12).
+These are plain-Python formulas.  What the simulators apply is a contract's venue profile
+(:mod:`.profiles`: MM variant, liquidation procedure, backstop, takeover, fee, ADL policy);
+:mod:`.study` compares runs under different profiles.
 """
 from __future__ import annotations
 
