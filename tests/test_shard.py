@@ -192,6 +192,12 @@ def test_what_sharding_refuses(book, paths, tmp_path):
         simulate_sharded(book, paths, liquidation_fee_rate=-1.0)
     with pytest.raises(InputError, match="cluster or client"):
         simulate_sharded(book, paths, cluster="local:2", client=object(), **PARAMS)
+    from riskcore import Book, BookTable
+
+    frames = (book.to_table() if isinstance(book, Book) else book).frames()
+    frames["contracts"] = frames["contracts"].assign(venue="okx")
+    with pytest.raises(InputError, match=r"venue profile\(s\) \['okx'\] are refused"):
+        simulate_sharded(BookTable.from_frames(frames), paths, **PARAMS)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -328,6 +328,14 @@ def _validate(table, paths, *, liquidation_fee_rate, insurance_fund, liquidation
             "on the notional liquidated at the same point by every account of the book, and with feedback the "
             "mark itself moves, so no shard can step a point alone; run it with riskcore.simulate in one process "
             "(docs/cluster.md, 'Sharding one huge book')")
+    if "venue" in table.contracts.columns:
+        other = sorted({str(v) for v in table.contracts["venue"]} - {"binance"})
+        if other:
+            raise InputError(
+                f"simulate_sharded: venue profile(s) {other} are refused: the coordinator replays the insurance "
+                "fund from the fees and deficits of Binance's procedure (whole-position liquidations), and partial "
+                "liquidations, takeovers and backstops pay the fund in other ways; run it with riskcore.simulate "
+                "in one process")
     if tape is not None and len(tape):
         raise InputError(
             "simulate_sharded: a tape is refused: new orders take ids from one counter shared by the whole book, "
