@@ -885,6 +885,25 @@ class _Book:
         if need_orders:
             self._orders(_table(frames, "orders"))
 
+    @staticmethod
+    def _maintenance(contracts, tables: list) -> list:
+        """The tables maintenance margin is charged with: each contract's venue profile's
+        (``Profile.maintenance_brackets``: the brackets themselves under Binance's rules; a
+        table without a ``venue`` column is Binance's), as the Book and the engines charge it."""
+        if "venue" not in contracts.columns:
+            return tables
+        from .venues.profiles import profile
+
+        venues = contracts["venue"].astype(object).map(str).to_numpy(object)
+        taker = _floats(contracts, "taker_fee") if "taker_fee" in contracts.columns else np.zeros(len(tables))
+        out = []
+        for c, b in enumerate(tables):
+            try:
+                out.append(profile(venues[c]).maintenance_brackets(b, float(taker[c])))
+            except (ValueError, KeyError) as exc:
+                raise ValueError(f"table 'contracts' row {c}, column 'venue': {exc}") from None
+        return out
+
     def _contracts(self, meta, contracts, brackets, marks) -> None:
         symbols = [str(s) for s in contracts["contract"].tolist()]
         self.symbols = symbols
@@ -903,12 +922,13 @@ class _Book:
                 tables.append(Brackets(*(rows[c].to_numpy(np.float64) for c in BRACKET_COLUMNS), symbol=symbol))
             except BracketError as exc:
                 raise ValueError(f"table 'brackets', contract {symbol!r}: {exc}") from None
-        width = max([b.n_tiers for b in tables], default=1)
-        self.n_tiers = np.array([b.n_tiers for b in tables], dtype=np.int64)
+        maintenance = self._maintenance(contracts, tables)
+        width = max([b.n_tiers for b in maintenance], default=1)
+        self.n_tiers = np.array([b.n_tiers for b in maintenance], dtype=np.int64)
         self.cap = np.full((n_c, width), np.inf)
         self.mmr = np.zeros((n_c, width))
         self.cum = np.zeros((n_c, width))
-        for c, b in enumerate(tables):
+        for c, b in enumerate(maintenance):
             self.cap[c, :b.n_tiers], self.mmr[c, :b.n_tiers], self.cum[c, :b.n_tiers] = b.notional_cap, b.mmr, b.cum
         if len(meta) != 1:
             raise ValueError(f"table 'meta' must have exactly one row, not {len(meta)}")

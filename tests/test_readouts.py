@@ -465,10 +465,15 @@ def apply_extras(book: Book, entries) -> None:
             pass
 
 
+venue_maps = st.fixed_dictionaries({c: st.sampled_from(["binance", "binance", "okx", "bybit", "hyperliquid", "dydx"])
+                                    for c in CONTRACTS})
+
+
 @SETTINGS
-@given(book_specs, extras, mark_moves, st.sampled_from(["object", "object", "category", "str"]))
-def test_random_books_match_the_book(specs, entries, marks, how):
-    book = build_book(specs)
+@given(book_specs, extras, mark_moves, st.sampled_from(["object", "object", "category", "str"]), venue_maps)
+def test_random_books_match_the_book(specs, entries, marks, how, venues):
+    """Every venue profile's maintenance table too (MM with the fee to close, half the IM)."""
+    book = build_book(specs, venues=venues)
     apply_extras(book, entries)
     frames = book.to_frames()
     if how != "object":
