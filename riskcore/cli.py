@@ -326,6 +326,10 @@ def _cmd_run(args) -> int:
 
     checkpoints = None
     if args.checkpoint:
+        if scenario.study is not None:
+            print("riskcore: --checkpoint applies to a scenario's variants, not to a study ([study]): its runs are "
+                  "many and short; run it without --checkpoint", file=sys.stderr)
+            return EXIT_BAD_INPUT
         if cluster is not None:
             print("riskcore: --checkpoint applies to a run in this process, not on a cluster (a cluster "
                   "reruns a lost variant on another worker)", file=sys.stderr)

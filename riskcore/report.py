@@ -2152,13 +2152,18 @@ def fund_sizing_findings(study: FundSizingReport, unit: str) -> list[str]:
     out = []
     for name, c in study.curve.groupby("variant", sort=False):
         n = int(c["paths"].iloc[0])
-        ok = c[c["p_adl"] <= study.adl_target + 1e-12]
+        c = c.reset_index(drop=True)
+        ok = c.index[c["p_adl"] <= study.adl_target + 1e-12]
         if len(ok):
-            r = ok.iloc[0]
+            r = c.loc[ok[0]]
             text = (f"Insurance fund ({name}, {n:,} paths): the smallest fund tested that keeps P(ADL) at or below "
                     f"{study.adl_target:.0%} is {short_money(r['insurance_fund'], unit)} (P(ADL) "
                     f"{r['p_adl']:.1%}; expected socialised loss {short_money(r['socialised_mean'], unit)}, tail "
                     f"{short_money(r['socialised_tail'], unit)})")
+            if ok[0] > 0:
+                below = c.loc[ok[0] - 1]
+                text += (f"; the next size down, {short_money(below['insurance_fund'], unit)}, gives "
+                         f"{below['p_adl']:.1%}")
         else:
             r = c.iloc[-1]
             text = (f"Insurance fund ({name}, {n:,} paths): no fund tested keeps P(ADL) at or below "
@@ -2168,9 +2173,11 @@ def fund_sizing_findings(study: FundSizingReport, unit: str) -> list[str]:
         need = p["fund_needed"].to_numpy(np.float64)
         if need.size:
             worst = p.iloc[int(np.argmax(need))]
+            none = int((need <= 0).sum())
             text += (f"; the fund a path needs to avoid ADL: median {short_money(float(np.median(need)), unit)}, "
-                     f"largest {short_money(float(need.max()), unit)} (path.seed {worst['seed']}), none on "
-                     f"{int((need <= 0).sum()):,} of {need.size:,} paths.")
+                     f"largest {short_money(float(need.max()), unit)} (path.seed {worst['seed']})"
+                     + (f"; {none:,} of {need.size:,} paths need none" if none else ""))
+        text += "."
         out.append(text)
     return out
 
@@ -2639,8 +2646,8 @@ docs/cascades.md describes the model and its parameters.</p>
         n_paths = int(fund_sizing.curve["paths"].iloc[0])
         fund_html = f"""<section id="{FUND_SECTION[0]}">
 <h2>{_esc(FUND_SECTION[1])}</h2>
-<p>Each variant ran once through each of {n_paths:,} paths ({_esc(fund_sizing.description)}) with an insurance
-fund that never runs short. Until the fund first runs short, nothing the accounts do depends on the fund (ADL is
+<p>Each variant ran once through each path ({_esc(fund_sizing.description)}) with an insurance fund that never
+runs short. Until the fund first runs short, nothing the accounts do depends on the fund (ADL is
 off-market, so this holds with market impact and feedback too): for every fund size, whether ADL happens on a path,
 where it starts and the shortfall at that first point are exact. After that point the run with that fund differs
 (ADL closed positions the ample run kept); the socialised loss assumes the later fees and deficits are the ample

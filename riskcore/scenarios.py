@@ -1167,7 +1167,7 @@ def run_study_to_folder(scenario: Scenario, out_dir, progress_factory=None, *, f
                 out.add_variant(name, result, table)
             del result
         t0 = time.perf_counter()
-        curve, per_path = fund_sizing_tables(scenario, flows, frames)
+        curve, per_path = fund_sizing_tables(scenario, flows)
         with out._writing():
             _parquet(curve, out.tmp / STUDY_TABLES[0])
             _parquet(per_path, out.tmp / STUDY_TABLES[1])
@@ -1178,8 +1178,7 @@ def run_study_to_folder(scenario: Scenario, out_dir, progress_factory=None, *, f
     return Path(out_dir), summary, times, price_source
 
 
-def fund_sizing_tables(scenario: Scenario, flows: dict, frames: dict | None = None
-                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def fund_sizing_tables(scenario: Scenario, flows: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The two tables of a fund-sizing study from each variant's fund flows by path seed
     (``{variant: {seed: fund_flows frame}}``): the curve (``variant`` and the columns of
     :data:`riskcore.studies.FUND_SIZING_COLUMNS`, a row per size) and the paths (``variant``,

@@ -217,6 +217,15 @@ def test_bad_study_keys_name_the_key(tmp_path, change, key):
         load_scenario(write(tmp_path, text))
 
 
+@pytest.mark.parametrize("flag", [["--checkpoint", "ckpt"], ["--cluster", "local:2"]])
+def test_a_study_refuses_checkpoints_and_clusters(tmp_path, capsys, flag):
+    flag = [flag[0], str(tmp_path / flag[1])] if flag[0] == "--checkpoint" else flag
+    out = tmp_path / "out"
+    assert main(["run", str(write(tmp_path, STUDY)), "--out", str(out), "--no-progress", *flag]) == 2
+    assert "study" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_several_paths_need_a_path_that_varies(tmp_path):
     text = STUDY.replace('kind = "gbm"\nn_steps = 40\nvol = 0.5\n', 'kind = "file"\nfiles = { BTCUSDT = "x.csv" }\n')
     text = text[:text.index("[[path.wicks]]")] + text[text.index("[population]"):]
@@ -365,3 +374,24 @@ def test_a_plain_report_has_no_section_charts(tmp_path):
     for png in ("cascades.png", "adl.png", "fund_sizing.png"):
         assert not (out / png).exists()
     assert not (out / "fund_sizing.parquet").exists()
+
+
+def test_findings_name_the_smallest_fund_that_meets_the_target():
+    """Four paths needing 0, 500, 1,500 and 3,000: sizes 0, 1,000, 2,000, 4,000 give P(ADL) 3/4,
+    2/4, 1/4, 0; the target 30% is first met at 2,000, 10% only at 4,000."""
+    from riskcore.report import FundSizingReport, fund_sizing_findings
+
+    need = [0.0, 500.0, 1_500.0, 3_000.0]
+    flows = {seed: pd.DataFrame({"step": [1], "point": [0], "round": [0], "fees": [0.0], "deficits": [n],
+                                 "before": [0.0], "need": [n]}) for seed, n in enumerate(need)}
+    curve = studies.fund_sizing(flows, [0, 1_000, 2_000, 4_000])
+    assert curve["p_adl"].tolist() == [0.75, 0.5, 0.25, 0.0]
+    curve.insert(0, "variant", "v")
+    paths = pd.DataFrame({"variant": "v", "seed": range(4), "fund_needed": need})
+    text = fund_sizing_findings(FundSizingReport(curve, paths, adl_target=0.3), "USDT")[0]
+    assert "keeps P(ADL) at or below 30% is 2k USDT (P(ADL) 25.0%" in text
+    assert "the next size down, 1k USDT, gives 50.0%" in text
+    assert "median 1k USDT, largest 3k USDT (path.seed 3); 1 of 4 paths need none." in text
+    text = fund_sizing_findings(FundSizingReport(curve[curve["insurance_fund"] < 4_000], paths, adl_target=0.1),
+                                "USDT")[0]
+    assert "no fund tested keeps P(ADL) at or below 10%: with the largest, 2k USDT, P(ADL) is 25.0%" in text
