@@ -57,7 +57,8 @@ from .table import BookTable
 __all__ = ["SUMMARY_COLUMNS", "OUTCOME_COLUMNS", "CHARTS", "SECTIONS", "summarize", "account_outcomes",
            "write_report", "format_value", "VariantDigest", "digest", "account_equity", "start_distance",
            "leverage_table", "distance_table", "loss_buckets", "short_money", "MODES", "LOSS_BUCKETS", "LOSS_EDGES",
-           "ChartHelper", "PathSweep", "spread_table", "SPREAD_METRICS", "PATH_CHARTS"]
+           "ChartHelper", "PathSweep", "spread_table", "SPREAD_METRICS", "PATH_CHARTS", "SECTION_CHARTS",
+           "FundSizingReport", "FUND_SECTION", "fund_sizing_findings"]
 
 #: Columns of :func:`summarize`'s frame (its index is the variant name), with their meaning.
 SUMMARY_COLUMNS = {
@@ -2042,8 +2043,7 @@ def _chart_adl(path: Path, runs: Mapping[str, VariantDigest], order: list, color
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.grid(alpha=0.3, axis="x")
-    ax.set_title("concentration: share of the ADL'd notional borne by the top 1% (solid) and 10% (//) of the "
-                 "accounts hit", fontsize=9)
+    ax.set_title("share of the ADL'd notional on the top 1% (solid) and 10% (//) of accounts hit", fontsize=10)
     policies = [str(runs[n].params.get("adl_policy", "binance")) for n in order]
     axes[0, 0].set_yticks(y, [f"{n}\n(policy: {p})" for n, p in zip(order, policies)], fontsize=8)
     _save(fig, path)
