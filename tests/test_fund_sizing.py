@@ -303,6 +303,46 @@ def test_the_scenario_curve_against_direct_runs(study_run):
         assert np.mean(firsts[F]) >= row["first_point_mean"] * (1 - 1e-9) - 1e-9
 
 
+IMPACT_STUDY = STUDY.replace("liquidation_slippage = 0.03\n", "liquidation_slippage = 0.002\n").replace(
+    'start_price = 60000.0\n', 'start_price = 60000.0\n[market.contracts.BTCUSDT.impact]\nsigma = 0.05\n'
+    'daily_volume = 1e6\npermanent = 0.5\nhalf_life = 3\n').replace(
+    "fund_sizes = [0, 1000, 10000, 100000]", "fund_sizes = [0, 3000, 10000, 30000, 100000]").replace(
+    "paths = 4", "paths = 3")
+
+
+def test_with_impact_and_feedback_p_adl_is_the_direct_runs(tmp_path):
+    """Market impact with feedback on the mark: the fund is still not in the loop (ADL is
+    off-market), so the runs with each fund deleverage exactly on the paths the curve counts,
+    starting at the step it names."""
+    from riskcore.impact import DEFAULT_ROUNDS
+
+    scenario = load_scenario(write(tmp_path, IMPACT_STUDY))
+    out, _, _, _ = run_to_folder(scenario, tmp_path / "out")
+    curve = pd.read_parquet(out / "fund_sizing.parquet")
+    name, cfg = scenario.variants[1]  # isolated
+    c = curve[curve["variant"] == name].reset_index(drop=True)
+    counted = []
+    for seed in scenario.study.seeds:
+        run_cfg = _study_cfg(cfg, seed)
+        paths, _ = build_paths(scenario, run_cfg)
+        table = build_table(scenario, run_cfg, paths)
+        impact = impact_models(run_cfg)
+        assert impact and impact["BTCUSDT"].feedback
+        kwargs = dict(liquidation_fee_rate=0.01, liquidation_slippage=0.002, impact=impact,
+                      cascade_rounds=DEFAULT_ROUNDS)
+        ample = simulate(table, paths, insurance_fund=studies.AMPLE_FUND, **kwargs)
+        flows = studies.fund_flows(ample)
+        row = []
+        for F in scenario.study.sizes:
+            run = simulate(table, paths, insurance_fund=F, **kwargs)
+            row.append(shortfall(run) > 0)
+            if row[-1]:
+                assert int(shortfall_steps(run)[0]) == int(flows.loc[flows["need"] > F, "step"].iloc[0])
+        counted.append(row)
+    assert c["paths_with_adl"].tolist() == np.sum(counted, axis=0).tolist()
+    assert 0 < c["paths_with_adl"].iloc[0]  # the case deleverages with no fund
+
+
 def test_the_cli_prints_the_curve(study_run):
     _, out, text = study_run
     curve = pd.read_parquet(out / "fund_sizing.parquet")
