@@ -205,9 +205,11 @@ def test_study_keys_are_read():
     (("paths = 4", "paths = { from = 1 }"), "study.paths.count: required"),
     (("liquidation_slippage = 0.03\n", "liquidation_slippage = 0.03\ninsurance_fund = 5.0\n"),
      "market.insurance_fund: a fund-sizing study runs every path with an ample insurance fund"),
-    (('population = { isolated_share = 0.0 }', 'population = { isolated_share = 0.0 }\nmarket = { insurance_fund = 1.0 }'),
+    (('population = { isolated_share = 0.0 }',
+      'population = { isolated_share = 0.0 }\nmarket = { insurance_fund = 1.0 }'),
      r"variants\[0\].market.insurance_fund: a fund-sizing study"),
-    (("tail = 0.5\n", 'tail = 0.5\n[grid]\n"path.seed" = [1, 2]\n'), 'grid."path.seed": a fund-sizing study draws its paths'),
+    (("tail = 0.5\n", 'tail = 0.5\n[grid]\n"path.seed" = [1, 2]\n'),
+     'grid."path.seed": a fund-sizing study draws its paths'),
     (("tail = 0.5\n", 'tail = 0.5\n[grid]\n"market.insurance_fund" = [1.0, 2.0]\n'), 'grid."market.insurance_fund"'),
 ])
 def test_bad_study_keys_name_the_key(tmp_path, change, key):
