@@ -1157,14 +1157,9 @@ def run_study_to_folder(scenario: Scenario, out_dir, progress_factory=None, *, f
             if advance is None and progress_factory is not None:
                 advance = progress_factory(sum(len(next(iter(frames[path_key(c)].values()))) for _, _, c in runs))
             t0 = time.perf_counter()
-            # no progress callback into the run: with one, the kernels run a few bars per call (to
-            # report about 1% at a time), which for short runs costs more than the run; the bar
-            # advances by a whole run instead
-            result = _simulate(scenario, cfg, table, paths, funding, None)
+            result = _simulate(scenario, cfg, table, paths, funding, _ticker(advance))
             times.add("simulate", time.perf_counter() - t0)
             times.kernel += float(result.timings.get("kernel", 0.0))
-            if advance is not None:
-                advance(len(next(iter(paths.values()))))
             t0 = time.perf_counter()
             flows[name][seed] = studies.fund_flows(result)
             times.add("study", time.perf_counter() - t0)
