@@ -212,6 +212,22 @@ def spread_text(spread: pd.DataFrame, width: int = 100) -> str:
     return _table_text(labels, columns, width)
 
 
+def fund_sizing_text(curve: pd.DataFrame) -> str:
+    """A fund-sizing study's curve for the terminal (``fund_sizing.parquet``): per variant, a row per
+    fund size with P(ADL) and the expected and tail socialised loss."""
+    level = float(curve["tail_level"].iloc[0])
+    out = [f"insurance fund sizing over {int(curve['paths'].iloc[0]):,} paths: P(ADL) exact; socialised loss "
+           f"approximate after the first shortfall (tail: mean of the worst {1 - level:.0%} of paths; "
+           "fund_sizing.parquet)"]
+    for name, c in curve.groupby("variant", sort=False):
+        out.append(f"  {name}")
+        out.append(f"    {'insurance fund':>18} {'P(ADL)':>8} {'expected loss':>16} {'tail loss':>16}")
+        for _, r in c.iterrows():
+            out.append(f"    {r['insurance_fund']:>18,.0f} {100 * r['p_adl']:>7.1f}% {r['socialised_mean']:>16,.0f} "
+                       f"{r['socialised_tail']:>16,.0f}")
+    return "\n".join(out)
+
+
 def _table_text(labels: list, columns: list, width: int) -> str:
     """Labels down the left, a right-aligned column per entry, in blocks of ``width``."""
     label_width, gap = max(len(x) for x in labels), 3
@@ -266,6 +282,10 @@ def _cmd_run(args) -> int:
         from .cluster import cluster_setting
 
         cluster = cluster_setting(scenario, args.cluster)  # None: "off"
+    if cluster is not None and scenario.study is not None:
+        print("riskcore: a study ([study] in the scenario) runs in this process, not on a cluster: run it without "
+              "--cluster (and without engine.cluster)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     print(f"riskcore: running {scenario.name} ({path}): {len(scenario.variants)} variant(s): "
           + variant_names([name for name, _ in scenario.variants])
           + (f", as tasks on the Dask cluster {cluster.text}" if cluster is not None else ""))
@@ -306,6 +326,10 @@ def _cmd_run(args) -> int:
 
     checkpoints = None
     if args.checkpoint:
+        if scenario.study is not None:
+            print("riskcore: --checkpoint applies to a scenario's variants, not to a study ([study]): its runs are "
+                  "many and short; run it without --checkpoint", file=sys.stderr)
+            return EXIT_BAD_INPUT
         if cluster is not None:
             print("riskcore: --checkpoint applies to a run in this process, not on a cluster (a cluster "
                   "reruns a lost variant on another worker)", file=sys.stderr)
@@ -348,6 +372,10 @@ def _cmd_run(args) -> int:
               "and report.html")
     else:
         print(summary_text(summary))
+    fund_file = Path(target) / "fund_sizing.parquet"
+    if fund_file.is_file():  # a fund-sizing study: its curve, after the first path's summary
+        print()
+        print(fund_sizing_text(pd.read_parquet(fund_file)))
     print()
     print(f"prices: {price_source}")
     total = time.time() - started
@@ -355,7 +383,8 @@ def _cmd_run(args) -> int:
     extra = f", compile {compile_seconds:.1f} s" if compile_seconds else ""
     # the rest: starting Python and importing (the console script), reading and checking the scenario, printing
     extra += f", other {max(0.0, total - times.total - compile_seconds):.1f} s"
-    print(f"wrote {target}/ (report.html, events/steps/final_*/outcomes/summary .parquet)")
+    print(f"wrote {target}/ (report.html, events/steps/final_*/outcomes/summary .parquet"
+          + (", fund_sizing/fund_paths .parquet" if fund_file.is_file() else "") + ")")
     if cluster is not None:  # the phases of the tasks add up the workers' time, which overlaps
         print(f"time: {total:.1f} s in all; the tasks' phases summed over the workers: {phases}; the kernels' "
               f"own time {times.kernel:.1f} s (where each variant ran: {target}/cluster.json)")

@@ -57,7 +57,8 @@ from .table import BookTable
 __all__ = ["SUMMARY_COLUMNS", "OUTCOME_COLUMNS", "CHARTS", "SECTIONS", "summarize", "account_outcomes",
            "write_report", "format_value", "VariantDigest", "digest", "account_equity", "start_distance",
            "leverage_table", "distance_table", "loss_buckets", "short_money", "MODES", "LOSS_BUCKETS", "LOSS_EDGES",
-           "ChartHelper", "PathSweep", "spread_table", "SPREAD_METRICS", "PATH_CHARTS"]
+           "ChartHelper", "PathSweep", "spread_table", "SPREAD_METRICS", "PATH_CHARTS", "SECTION_CHARTS",
+           "FundSizingReport", "FUND_SECTION", "fund_sizing_findings"]
 
 #: Columns of :func:`summarize`'s frame (its index is the variant name), with their meaning.
 SUMMARY_COLUMNS = {
@@ -1967,6 +1968,220 @@ def _adl_html(runs: Mapping[str, VariantDigest], order: list, styles: Mapping[st
         for col, (kind, meaning) in ADL_COLUMNS.items()])
 
 
+#: Charts written only with the section they illustrate (Cascades, Auto-deleveraging, Insurance-fund sizing).
+SECTION_CHARTS = {
+    "cascades.png": "liquidated notional and bad debt per variant, with and without market impact",
+    "adl.png": "what ADL recovered and what was socialised, and how concentrated it was, per variant",
+    "fund_sizing.png": "probability of ADL and socialised loss against the insurance fund",
+}
+
+
+def _hbar_panel(ax, order: list, colors: list, stacks: list, title: str, unit: str) -> None:
+    """Horizontal bars, one per variant (first at the top): ``stacks`` of (label, values,
+    hatch) drawn end to end, the total written at the end of each bar."""
+    y = np.arange(len(order))[::-1]
+    left = np.zeros(len(order))
+    for label, values, hatch in stacks:
+        values = np.nan_to_num(np.asarray(values, dtype=np.float64))
+        ax.barh(y, values, left=left, color=colors, edgecolor="black", linewidth=0.4, hatch=hatch, label=label,
+                alpha=1.0 if not hatch else 0.55)
+        left = left + values
+    for yi, total in zip(y, left):
+        ax.text(total, yi, f" {short_money(total, unit)}", va="center", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
+    top = float(left.max()) if left.size else 0.0
+    ax.set_xlim(0.0, 1.3 * top if top > 0 else 1.0)
+    ax.axvline(0.0, color="black", linewidth=0.6)
+    _money_axis(ax, "", axis="x")
+
+
+def _chart_cascades(path: Path, table: pd.DataFrame, order: list, colors: Mapping[str, str], unit: str) -> None:
+    """The Cascades section's chart: per variant, the liquidated notional, and the bad debt
+    split into what the fund paid, what ADL recovered and what was socialised."""
+    fig, axes = _figure(1, 2, width=12.0, row_height=1.2 + 0.45 * len(order), sharey=True)
+    cols = [colors[n] for n in order]
+    t = table.loc[order]
+    _hbar_panel(axes[0, 0], order, cols, [("liquidated notional", t["liquidated_notional"], None)],
+                f"liquidated notional ({unit})", unit)
+    _hbar_panel(axes[0, 1], order, cols, [("paid by the insurance fund", t["insurance_paid"], None),
+                                          ("recovered by ADL", t["adl_recovered"], "//"),
+                                          ("socialised", t["socialised_loss"], "xx")],
+                f"bad debt ({unit}): paid by the fund, recovered by ADL (//), socialised (xx)", unit)
+    labels = [f"{n}\n({t.loc[n, 'impact']})" for n in order]
+    axes[0, 0].set_yticks(np.arange(len(order))[::-1], labels, fontsize=8)
+    _save(fig, path)
+
+
+def _chart_adl(path: Path, runs: Mapping[str, VariantDigest], order: list, colors: Mapping[str, str],
+               unit: str) -> None:
+    """The Auto-deleveraging section's chart: per variant, the shortfall split into what ADL
+    recovered and what was socialised, and the share of the ADL'd notional the top 1% and
+    top 10% of the accounts hit bore."""
+    from matplotlib.ticker import PercentFormatter
+
+    fig, axes = _figure(1, 2, width=12.0, row_height=1.2 + 0.45 * len(order), sharey=True)
+    cols = [colors[n] for n in order]
+
+    def col(key):
+        return [runs[n].adl.get(key, math.nan) for n in order]
+
+    _hbar_panel(axes[0, 0], order, cols, [("recovered by ADL", col("recovered"), None),
+                                          ("socialised", col("socialised"), "xx")],
+                f"shortfall ({unit}): recovered by ADL, socialised (xx)", unit)
+    y = np.arange(len(order))[::-1]
+    top1, top10 = np.nan_to_num(np.array(col("top1_share"), float)), np.nan_to_num(np.array(col("top10_share"), float))
+    ax = axes[0, 1]
+    ax.barh(y + 0.2, top10, height=0.4, color=cols, edgecolor="black", linewidth=0.4, alpha=0.55, hatch="//")
+    ax.barh(y - 0.2, top1, height=0.4, color=cols, edgecolor="black", linewidth=0.4)
+    for yi, a, b, n in zip(y, top1, top10, order):
+        hits = runs[n].adl.get("accounts_hit", 0)
+        ax.text(b, yi + 0.2, f" top 10%: {100 * b:.0f}%", va="center", fontsize=7)
+        ax.text(a, yi - 0.2, f" top 1%: {100 * a:.0f}% (of {int(hits or 0):,} accounts hit)", va="center",
+                fontsize=7)
+    ax.set_xlim(0, 1.45)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+    ax.grid(alpha=0.3, axis="x")
+    ax.set_title("share of the ADL'd notional on the top 1% (solid) and 10% (//) of accounts hit", fontsize=10)
+    policies = [str(runs[n].params.get("adl_policy", "binance")) for n in order]
+    axes[0, 0].set_yticks(y, [f"{n}\n(policy: {p})" for n, p in zip(order, policies)], fontsize=8)
+    _save(fig, path)
+
+
+# ----------------------------------------------------------------- insurance-fund sizing
+#: The Insurance-fund sizing section (a fund-sizing study only, docs/studies.md): its id and title.
+FUND_SECTION = ("fund-sizing", "Insurance-fund sizing")
+
+
+@dataclass
+class FundSizingReport:
+    """What the report's Insurance-fund sizing section shows: the curve
+    (:func:`riskcore.studies.fund_sizing` with a ``variant`` column, a row per variant and
+    fund size), the paths (``variant``, ``seed``, ``fund_needed``, ...), the tail level and
+    the target probability of ADL the findings use."""
+    curve: pd.DataFrame
+    paths: pd.DataFrame
+    tail: float = 0.95
+    adl_target: float = 0.05
+    description: str = ""  # where the paths come from
+
+
+def _fund_axis(ax, sizes: np.ndarray, unit: str) -> None:
+    positive = sizes[sizes > 0]
+    if positive.size and positive.max() / positive.min() >= 100:
+        if (sizes <= 0).any():
+            ax.set_xscale("symlog", linthresh=float(positive.min()))
+        else:
+            ax.set_xscale("log")
+    _money_axis(ax, "", axis="x")
+    ax.set_xlabel(f"insurance fund at the start ({unit})", fontsize=9)
+
+
+def _chart_fund_sizing(path: Path, study: FundSizingReport, colors: Mapping[str, str], unit: str) -> None:
+    """Left: P(ADL) against the fund, a line per variant, the target as a grey line.  Right:
+    the expected (solid) and tail (dashed) socialised loss against the fund, and the exact
+    shortfall at the first point (dotted, a lower bound of the expected)."""
+    from matplotlib.ticker import PercentFormatter
+
+    fig, axes = _figure(1, 2, width=12.0, row_height=4.0)
+    curve = study.curve
+    left, right = axes[0, 0], axes[0, 1]
+    for name, c in curve.groupby("variant", sort=False):
+        color = colors.get(name, "#333333")
+        x = c["insurance_fund"].to_numpy(np.float64)
+        left.plot(x, c["p_adl"], marker="o", markersize=4, color=color, label=name)
+        right.plot(x, c["socialised_mean"], marker="o", markersize=4, color=color, label=f"{name}: expected")
+        right.plot(x, c["socialised_tail"], linestyle="--", color=color,
+                   label=f"{name}: tail (mean of the worst {1 - study.tail:.0%} of paths)")
+        right.plot(x, c["first_point_mean"], linestyle=":", color=color,
+                   label=f"{name}: expected, exact part (first point of ADL)")
+    left.axhline(study.adl_target, color="grey", linewidth=0.8, linestyle="--")
+    left.text(0.99, study.adl_target, f"target {study.adl_target:.0%} ", transform=left.get_yaxis_transform(),
+              ha="right", va="bottom", fontsize=8, color="grey")
+    left.set_ylim(-0.03, 1.03)
+    left.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    n_paths = int(curve["paths"].iloc[0])
+    left.set_title(f"probability of ADL over {n_paths:,} paths (exact)", fontsize=10)
+    right.set_title(f"socialised loss per path ({unit}; approximate after the first point of ADL)", fontsize=10)
+    sizes = curve["insurance_fund"].to_numpy(np.float64)
+    for ax in (left, right):
+        _fund_axis(ax, sizes, unit)
+        ax.grid(alpha=0.3)
+    _money_axis(right, "")
+    if curve["variant"].nunique() > 1:
+        left.legend(fontsize=8, frameon=False)
+    right.legend(fontsize=7, frameon=False)
+    _save(fig, path)
+
+
+def _fund_cell(col: str, value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if col == "p_adl":
+        return f"{100 * value:.1f}%"
+    if col in ("paths", "paths_with_adl"):
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+#: The columns of the section's table: column -> header.
+FUND_TABLE = {"insurance_fund": "insurance fund", "paths_with_adl": "paths with ADL", "p_adl": "P(ADL)",
+              "socialised_mean": "socialised loss: expected", "socialised_tail": "tail",
+              "socialised_max": "worst path", "first_point_mean": "at the first point of ADL: expected",
+              "first_point_tail": "tail"}
+
+
+def _fund_sizing_html(study: FundSizingReport, colors: Mapping[str, str], unit: str) -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in FUND_TABLE.values())
+    rows = []
+    for name, c in study.curve.groupby("variant", sort=False):
+        color = colors.get(name, "#cccccc")
+        for i, (_, r) in enumerate(c.iterrows()):
+            lead = (f'<th scope="rowgroup" rowspan="{len(c)}" class="variant" style="border-left: 5px solid '
+                    f'{color}">{_esc(name)}</th>') if i == 0 else ""
+            rows.append("<tr>" + lead + "".join(f'<td class="num">{_fund_cell(k, r[k])}</td>' for k in FUND_TABLE)
+                        + "</tr>")
+    return (f'<table id="fund-sizing-table"><thead><tr><th>variant</th>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def fund_sizing_findings(study: FundSizingReport, unit: str) -> list[str]:
+    """One sentence per variant: the smallest fund tested that keeps P(ADL) at or below the
+    target (or that none does), and the spread of the fund the paths need."""
+    out = []
+    for name, c in study.curve.groupby("variant", sort=False):
+        n = int(c["paths"].iloc[0])
+        c = c.reset_index(drop=True)
+        ok = c.index[c["p_adl"] <= study.adl_target + 1e-12]
+        if len(ok):
+            r = c.loc[ok[0]]
+            text = (f"Insurance fund ({name}, {n:,} paths): the smallest fund tested that keeps P(ADL) at or below "
+                    f"{study.adl_target:.0%} is {short_money(r['insurance_fund'], unit)} (P(ADL) "
+                    f"{r['p_adl']:.1%}; expected socialised loss {short_money(r['socialised_mean'], unit)}, tail "
+                    f"{short_money(r['socialised_tail'], unit)})")
+            if ok[0] > 0:
+                below = c.loc[ok[0] - 1]
+                text += (f"; the next size down, {short_money(below['insurance_fund'], unit)}, gives "
+                         f"{below['p_adl']:.1%}")
+        else:
+            r = c.iloc[-1]
+            text = (f"Insurance fund ({name}, {n:,} paths): no fund tested keeps P(ADL) at or below "
+                    f"{study.adl_target:.0%}: with the largest, {short_money(r['insurance_fund'], unit)}, P(ADL) is "
+                    f"{r['p_adl']:.1%} (expected socialised loss {short_money(r['socialised_mean'], unit)})")
+        p = study.paths[study.paths["variant"] == name]
+        need = p["fund_needed"].to_numpy(np.float64)
+        if need.size:
+            worst = p.iloc[int(np.argmax(need))]
+            none = int((need <= 0).sum())
+            text += (f"; the fund a path needs to avoid ADL: median {short_money(float(np.median(need)), unit)}, "
+                     f"largest {short_money(float(need.max()), unit)} (path.seed {worst['seed']})"
+                     + (f"; {none:,} of {need.size:,} paths need none" if none else ""))
+        text += "."
+        out.append(text)
+    return out
+
+
 def _leverage_html(lev: pd.DataFrame, order: list, styles: Mapping[str, _Style], unit: str) -> str:
     if not len(lev):
         return "<p>No account held a position at the start.</p>"
@@ -2281,13 +2496,14 @@ class ChartHelper:
 
 
 def _figure_html(file: str, caption: str) -> str:
-    return (f'<figure><img src="{_esc(file)}" alt="{_esc({**CHARTS, **PATH_CHARTS}[file])}">'
+    return (f'<figure><img src="{_esc(file)}" alt="{_esc({**CHARTS, **PATH_CHARTS, **SECTION_CHARTS}[file])}">'
             f"<figcaption>{_esc(caption)}</figcaption></figure>")
 
 
 def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, notes=(), price_source: str = "",
                  description: str = "", seed=None, settings: Mapping | None = None,
-                 chart_helper: "ChartHelper | None" = None, sweep: PathSweep | None = None) -> Path:
+                 chart_helper: "ChartHelper | None" = None, sweep: PathSweep | None = None,
+                 fund_sizing: FundSizingReport | None = None) -> Path:
     """Write the charts and ``report.html`` into ``out_dir`` and return the page's path.
 
     Parameters
@@ -2324,6 +2540,11 @@ def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, 
         results over the paths (a section, its table and ``spread.png``, :data:`PATH_CHARTS`),
         and shows the sections per variant for the variants of the first path only.  A sweep
         of one path changes nothing.
+    fund_sizing : FundSizingReport, optional
+        A fund-sizing study's curve and paths (``riskcore run`` on a scenario with
+        ``[study] kind = "fund-sizing"``): the page gets an "Insurance-fund sizing" section
+        (:data:`FUND_SECTION`), its table, ``fund_sizing.png`` and findings; the other
+        sections show ``runs``, the variants on the study's first path.
 
     Files written: the charts of :data:`CHARTS` and ``report.html``, which references them
     by relative file name and needs nothing else (no script, no external resource).  The
@@ -2367,6 +2588,15 @@ def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, 
         points = {b: {col: [float(every_summary.loc[n, col]) for n in every if sweep.base_of[n] == b]
                       for col in SPREAD_METRICS} for b in spread["variant"]}
         extra = [("_chart_spread", (out / "spread.png", spread, points, colors, unit))]
+    vcolors = {n: styles[n].color for n in order}
+    has_adl, has_impact = any(d.adl for d in runs.values()), any(d.params.get("market_impact") for d in runs.values())
+    cascades = cascade_table(summary, runs, frames) if has_impact else None
+    if has_impact:
+        extra.append(("_chart_cascades", (out / "cascades.png", cascades, order, vcolors, unit)))
+    if has_adl:
+        extra.append(("_chart_adl", (out / "adl.png", runs, order, vcolors, unit)))
+    if fund_sizing is not None:
+        extra.append(("_chart_fund_sizing", (out / "fund_sizing.png", fund_sizing, vcolors, unit)))
     _draw_charts([  # (chart, its arguments): the helper (matplotlib loaded) takes the larger share,
         # this process (which imports matplotlib first) the smaller, so that both end together
         ("_chart_liquidations", (out / "liquidations.png", runs, styles, window, unit)),
@@ -2381,7 +2611,7 @@ def write_report(out_dir, runs: Mapping, paths, start_book=None, *, title: str, 
 
     found, why = _findings(summary, runs, styles, unit, moves, lev)
     adl_html = ""
-    if any(d.adl for d in runs.values()):
+    if has_adl:
         adl_html = f"""<section id="{ADL_SECTION[0]}">
 <h2>{_esc(ADL_SECTION[1])}</h2>
 <p>When the insurance fund cannot pay a deficit, the shortfall is recovered from opposite positions on the
@@ -2389,11 +2619,13 @@ same contract, closed at the bankrupt position's bankruptcy price; the ADL polic
 (<code>market.adl_policy</code>). Variants without ADL show n/a. <code>riskcore.studies.adl_outcomes</code> gives
 this table for any run.</p>
 {_adl_html(runs, order, styles, unit)}
+{_figure_html("adl.png", f"Left: each variant's shortfall ({unit}), what ADL recovered (plain) and what was "
+                         f"socialised (xx). Right: how concentrated the ADL was: the share of the notional closed by "
+                         f"ADL borne by the top 1% and top 10% of the accounts hit.")}
 </section>
 """
     cascade_html = ""
-    if any(d.params.get("market_impact") for d in runs.values()):
-        cascades = cascade_table(summary, runs, frames)
+    if has_impact:
         found = found + _cascade_findings(cascades, unit)
         cascade_html = f"""<section id="{CASCADE_SECTION[0]}">
 <h2>{_esc(CASCADE_SECTION[1])}</h2>
@@ -2402,6 +2634,36 @@ liquidated on their side at the same point; with feedback the net flow also move
 looked at again at the moved mark (a cascade round). The baseline is the first variant without impact.
 docs/cascades.md describes the model and its parameters.</p>
 {_cascade_html(cascades, order, styles, unit)}
+{_figure_html("cascades.png", f"Left: the notional each variant liquidated ({unit}); the label says its market "
+                              f"impact (off, on fills only, or with feedback on the mark). Right: its bad debt, "
+                              f"split into what the insurance fund paid, what ADL recovered (//) and what was "
+                              f"socialised (xx).")}
+</section>
+"""
+    fund_html = ""
+    if fund_sizing is not None:
+        found = fund_sizing_findings(fund_sizing, unit) + found
+        n_paths = int(fund_sizing.curve["paths"].iloc[0])
+        fund_html = f"""<section id="{FUND_SECTION[0]}">
+<h2>{_esc(FUND_SECTION[1])}</h2>
+<p>Each variant ran once through each path ({_esc(fund_sizing.description)}) with an insurance fund that never
+runs short. Until the fund first runs short, nothing the accounts do depends on the fund (ADL is
+off-market, so this holds with market impact and feedback too): for every fund size, whether ADL happens on a path,
+where it starts and the shortfall at that first point are exact. After that point the run with that fund differs
+(ADL closed positions the ample run kept); the socialised loss assumes the later fees and deficits are the ample
+run's, so it is an approximation, of which the shortfall at the first point of ADL is the exact part and a lower
+bound. Socialised loss here is all of a deficit the fund does not pay: what ADL recovers from counterparties and
+what nobody covers. Tail: the mean over the worst {1 - fund_sizing.tail:.0%} of the paths (at least one).
+<code>fund_sizing.parquet</code> holds this table, <code>fund_paths.parquet</code> the fund each path needs.
+Money in {_esc(unit)}.</p>
+{_figure_html("fund_sizing.png", f"Left: the share of the {n_paths:,} paths on which a fund of that size runs "
+                                 f"short and ADL starts, by variant; the grey line is the target of "
+                                 f"{fund_sizing.adl_target:.0%}. Right: the socialised loss ({unit}) over the paths: "
+                                 f"expected (solid), tail (dashed), and the exact part of the expected, the "
+                                 f"shortfall at the first point of ADL (dotted).")}
+{_fund_sizing_html(fund_sizing, vcolors, unit)}
+<p class="warning">The sections below show the variants on the study's first path, run with that ample fund
+(so the insurance fund there never runs short).</p>
 </section>
 """
     span, first, length = _range_text(frames)
@@ -2490,8 +2752,9 @@ every path.</p>
     toc = "".join(f'<a href="#{k}">{_esc(v)}</a>' for k, v in SECTIONS.items() if k != "title")
     if spread_toc:
         toc = toc.replace('<a href="#headline">', spread_toc + '<a href="#headline">', 1)
-    if cascade_html or adl_html:
-        extra_toc = (f'<a href="#{CASCADE_SECTION[0]}">Cascades</a>' if cascade_html else "") + (
+    if cascade_html or adl_html or fund_html:
+        extra_toc = (f'<a href="#{FUND_SECTION[0]}">Insurance-fund sizing</a>' if fund_html else "") + (
+            f'<a href="#{CASCADE_SECTION[0]}">Cascades</a>' if cascade_html else "") + (
             f'<a href="#{ADL_SECTION[0]}">Auto-deleveraging</a>' if adl_html else "")
         toc = toc.replace('<a href="#timeline">', extra_toc + '<a href="#timeline">', 1)
     findings_html = "<ul>" + "".join(f"<li>{_esc(f)}</li>" for f in found) + "</ul>"
@@ -2529,7 +2792,7 @@ Money in {_esc(unit)}.</p>
 <h2>{SECTIONS["comparison-section"]}</h2>
 {_figure_html("comparison.png", captions["comparison.png"])}
 </section>
-{cascade_html}{adl_html}<section id="timeline">
+{fund_html}{cascade_html}{adl_html}<section id="timeline">
 <h2>{SECTIONS["timeline"]}</h2>
 {_figure_html("price.png", captions["price.png"])}
 {_figure_html("liquidations.png", captions["liquidations.png"])}

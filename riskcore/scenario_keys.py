@@ -35,6 +35,8 @@ SECTIONS = (
     ("`[funding]`: give `file`, or `rate` (with `every_hours`)", "funding.", sc.FUNDING_KEYS),
     ("`[engine]`", "engine.", sc.ENGINE_KEYS),
     ("`[[variants]]` (one table per variant)", "variants[].", sc.VARIANT_KEYS),
+    ("`[study]`: a study over many paths; `kind = \"fund-sizing\"`: the insurance fund against the probability "
+     "of ADL and the socialised loss (docs/studies.md)", "study.", sc.STUDY_KEYS),
 )
 
 
@@ -70,6 +72,7 @@ KEY_DOCS = {
     "grid": (NONE, "`\"section.key\" = [values]`: every variant is run with every combination of the values "
                    "(the keys allowed: below)"),
     "notes": (NONE, "sentences shown in the report"),
+    "study": (NONE, "run the scenario as a study over many paths: `[study]` below"),
 
     "market.liquidation_fee_rate": (REQUIRED, "fee charged on liquidated notional, capped at the margin left"),
     "market.insurance_fund": ("0", "the insurance fund at the start"),
@@ -182,6 +185,20 @@ KEY_DOCS = {
                                        "here), a Dask scheduler `\"tcp://HOST:PORT\"`, or `\"off\"`; `--cluster` "
                                        "comes first (docs/cluster.md)"),
 
+    "study.kind": (REQUIRED, "the study: `fund-sizing` runs every variant once per path with an ample insurance "
+                             "fund (`market.insurance_fund` must not be given) and gives, for each fund size, the "
+                             "probability of ADL (exact) and the expected and tail socialised loss (approximate "
+                             "after the first shortfall); writes `fund_sizing.parquet` and `fund_paths.parquet`"),
+    "study.paths": ("1", "the paths: N (the seeds `path.seed`, `path.seed` + 1, ...) or `{from = FIRST, count = N}`; "
+                         "more than one needs a `gbm` or `bootstrap` path, and no grid over `path.seed`"),
+    "study.fund_sizes": (REQUIRED, "the insurance funds to size: a list of amounts, or `{from = LOW, to = HIGH, "
+                                   "count = N, spacing = \"log\"}` (`spacing` \"log\", the default, or "
+                                   "\"linear\"; at most 1,000 sizes)"),
+    "study.tail": ("0.95", "level of the tail socialised loss: the mean over the worst 1 - tail of the paths "
+                           "(at least one path)"),
+    "study.adl_target": ("0.05", "the report names the smallest fund tested whose probability of ADL is at most "
+                                 "this"),
+
     "variants[].name": (REQUIRED, "the variant's name (unique)"),
     "variants[].market": (NONE, "keys of `[market]` (but `contracts`) that this variant changes"),
     "variants[].population": (NONE, "keys of `[population]` that this variant changes"),
@@ -199,7 +216,9 @@ _KINDS = {
     "population": "table", "funding": "table", "engine": "table", "variants": "list of tables",
     "grid": "table", "contracts": "tables", "brackets": "table", "tiers": "list of tables",
     "wicks": "list of tables", "variant-market": "table", "variant-population": "table",
-    "variant-engine": "table",
+    "variant-engine": "table", "study": "table", "study-kind": "\"fund-sizing\"",
+    "path-count": "whole number from 1, or {from = FIRST, count = N}",
+    "fund-sizes": "list of amounts from 0, or {from, to, count, spacing}",
     "venue": "string: binance, bybit, okx, hyperliquid or dydx",
 }
 

@@ -83,11 +83,17 @@ ENGINE_KEYS = {"intrabar": STRING, "mm_basis": STRING, "engine": STRING}
 # -- hook of riskcore.cluster (issue 11): where `riskcore run` runs the variants; checked and read by
 # riskcore.cluster.cluster_setting, never by the simulator
 ENGINE_KEYS["cluster"] = STRING
+#: a study run over many paths (docs/studies.md): only kind = "fund-sizing" so far
+STUDY_KEYS = {"kind": "study-kind", "paths": "path-count", "fund_sizes": "fund-sizes", "tail": NUMBER,
+              "adl_target": NUMBER}
+STUDY_KINDS = ("fund-sizing",)
+#: at most this many fund sizes in a fund-sizing study
+MAX_FUND_SIZES = 1000
 VARIANT_KEYS = {"name": STRING, "market": "variant-market", "population": "variant-population",
                 "engine": "variant-engine"}
 TOP_KEYS = {"name": STRING, "description": STRING, "seed": INTEGER, "market": "market", "path": "path",
             "population": "population", "funding": "funding", "engine": "engine", "variants": "variants",
-            "grid": "grid", "notes": "list-of-strings"}
+            "grid": "grid", "notes": "list-of-strings", "study": "study"}
 #: The keys of the path a grid may vary (each value is a path of its own: "Price paths as a sweep dimension"
 #: in docs/scenarios.md); only the seed, of a generated or bootstrapped path.
 PATH_GRID_KEYS = {"path.seed"}
@@ -117,6 +123,8 @@ RANGES = {
     "accounts": (lambda v: v >= 0, "a number of accounts >= 0"),
     "cascade_rounds": (lambda v: 1 <= v <= 1000, "a number of rounds from 1 to 1000"),
     "adl_seed": (lambda v: 0 <= v <= ADL_MAX_SEED, "a whole number from 0 to 2**63 - 1"),
+    "tail": (lambda v: 0 < v < 1, "a level between 0 and 1, e.g. 0.95 (the mean of the worst 5% of the paths)"),
+    "adl_target": (lambda v: 0 <= v < 1, "a probability from 0 to below 1, e.g. 0.05"),
 }
 CHOICES = {"kind": ("gbm", "file", "bootstrap"), "gaps": ("refuse", "fill", "report"),
            "intrabar": ("close", "ohlc", "worst"), "mm_basis": ("mark", "entry"), "engine": ("numba", "reference"),
@@ -237,6 +245,19 @@ def _check_value(where: str, name: str, v, kind: str) -> None:
         _check_table(where, name, v, POPULATION_KEYS)
     elif kind == "funding":
         _check_table(where, name, v, FUNDING_KEYS)
+    elif kind == "study":
+        _check_table(where, name, v, STUDY_KEYS)
+    elif kind == "study-kind":
+        if v not in STUDY_KINDS:
+            _fail(where, name, f"must be one of {', '.join(repr(c) for c in STUDY_KINDS)}, not {v!r}")
+    elif kind == "path-count":
+        if isinstance(v, dict):
+            _seed_range(where, name, v)
+        elif not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_PATH_COUNT):
+            _fail(where, name, f"expected a number of paths from 1 to {MAX_PATH_COUNT:,} or {{from = FIRST_SEED, "
+                               f"count = N}}, got {v!r}")
+    elif kind == "fund-sizes":
+        fund_sizes(where, name, v)
     elif kind in ("engine", "variant-engine"):
         _check_table(where, name, v, ENGINE_KEYS)
     elif kind == "variants":
@@ -291,6 +312,94 @@ def _seed_range(where: str, name: str, spec: dict) -> list[int]:
     return list(range(first, first + count))
 
 
+def fund_sizes(where: str, name: str, spec) -> list[float]:
+    """The fund sizes of ``study.fund_sizes``: a list of amounts, or ``{from, to, count,
+    spacing}`` (``spacing`` "log", the default, or "linear"); sorted, each from 0 to the
+    largest amount riskcore takes."""
+    if isinstance(spec, dict):
+        for key in spec:
+            if key not in ("from", "to", "count", "spacing"):
+                _fail(where, f"{name}.{key}", "unknown key (a range of fund sizes is {from = LOW, to = HIGH, "
+                                              "count = N, spacing = \"log\" or \"linear\"})")
+        for key in ("from", "to", "count"):
+            if key not in spec:
+                _fail(where, f"{name}.{key}", "required (a range of fund sizes is {from = LOW, to = HIGH, "
+                                              "count = N})")
+        for key in ("from", "to"):
+            _check_leaf(where, f"{name}.{key}", "insurance_fund", spec[key], NUMBER)
+        _check_value(where, f"{name}.count", spec["count"], INTEGER)
+        if not 2 <= spec["count"] <= MAX_FUND_SIZES:
+            _fail(where, f"{name}.count", f"must be from 2 to {MAX_FUND_SIZES}, not {spec['count']!r}")
+        spacing = spec.get("spacing", "log")
+        if spacing not in ("log", "linear"):
+            _fail(where, f"{name}.spacing", f"must be 'log' or 'linear', not {spacing!r}")
+        low, high = float(spec["from"]), float(spec["to"])
+        if not low < high:
+            _fail(where, f"{name}.to", f"must be above {name}.from ({low:g}), not {high:g}")
+        if spacing == "log" and low <= 0:
+            _fail(where, f"{name}.from", "must be above 0 with spacing = 'log' (or use spacing = 'linear', or "
+                                         "list the sizes)")
+        space = np.geomspace if spacing == "log" else np.linspace
+        return [float(x) for x in space(low, high, spec["count"])]
+    if not isinstance(spec, list) or not spec:
+        _fail(where, name, "expected a non-empty list of fund sizes, or {from = LOW, to = HIGH, count = N}")
+    if len(spec) > MAX_FUND_SIZES:
+        _fail(where, name, f"at most {MAX_FUND_SIZES} fund sizes, not {len(spec)}")
+    for i, value in enumerate(spec):
+        _check_leaf(where, f"{name}[{i}]", "insurance_fund", value, NUMBER)
+    twice = sorted({x for x in spec if spec.count(x) > 1})
+    if twice:
+        _fail(where, name, f"{twice[0]!r} is listed more than once")
+    return sorted(float(x) for x in spec)
+
+
+@dataclass(frozen=True)
+class FundSizingStudy:
+    """A validated ``[study]`` of kind "fund-sizing" (docs/studies.md)."""
+    seeds: tuple  # the path seeds, one path each
+    sizes: tuple  # fund sizes, ascending
+    tail: float = 0.95  # level of the tail columns
+    adl_target: float = 0.05  # the findings name the smallest fund with P(ADL) at most this
+    kind: str = "fund-sizing"
+
+
+def _study(where: str, config: dict, variants: list) -> FundSizingStudy | None:
+    """The scenario's ``[study]`` checked against the rest of the file (None without one)."""
+    spec = config.get("study")
+    if spec is None:
+        return None
+    for key in ("kind", "fund_sizes"):
+        if key not in spec:
+            _fail(where, f"study.{key}", "required" + (" (\"fund-sizing\")" if key == "kind" else
+                                                       " (a list of amounts, or {from, to, count})"))
+    why = ("a fund-sizing study runs every path with an ample insurance fund and reads the fund sizes from "
+           "study.fund_sizes")
+    if "insurance_fund" in config["market"]:
+        _fail(where, "market.insurance_fund", f"{why}: remove it")
+    for i, v in enumerate(config.get("variants", [])):
+        if "insurance_fund" in (v.get("market") or {}):
+            _fail(where, f"variants[{i}].market.insurance_fund", f"{why}: remove it")
+    grid = config.get("grid", {})
+    if "market.insurance_fund" in grid:
+        _fail(where, "grid.\"market.insurance_fund\"", f"{why}: list the sizes there instead")
+    if "path.seed" in grid:
+        _fail(where, "grid.\"path.seed\"", "a fund-sizing study draws its paths itself: give study.paths "
+                                           "(a number of paths, or {from = FIRST_SEED, count = N})")
+    paths = spec.get("paths", 1)
+    kind = config["path"]["kind"]
+    if isinstance(paths, dict):
+        seeds = _seed_range(where, "study.paths", paths)
+    else:
+        first = config["path"].get("seed", config.get("seed", 0))
+        seeds = list(range(first, first + paths))
+    if len(seeds) > 1 and kind == "file":
+        _fail(where, "study.paths", "a path read from files (path.kind = 'file') is one path: several paths need "
+                                    "a 'gbm' or 'bootstrap' path (or study.paths = 1)")
+    sizes = fund_sizes(where, "study.fund_sizes", spec["fund_sizes"])
+    return FundSizingStudy(tuple(seeds), tuple(sizes), float(spec.get("tail", 0.95)),
+                           float(spec.get("adl_target", 0.05)))
+
+
 # -------------------------------------------------------------------- scenario
 @dataclass
 class Scenario:
@@ -302,6 +411,8 @@ class Scenario:
     path_labels: dict[str, str] = field(default_factory=dict)
     #: variant -> its name without the path's label (``"cross [mmr_factor=1.5]"``), when the grid varies the path
     base_names: dict[str, str] = field(default_factory=dict)
+    #: the ``[study]`` (a fund-sizing study: :func:`run_study_to_folder`), None for a plain scenario
+    study: FundSizingStudy | None = None
 
     @property
     def name(self) -> str:
@@ -431,7 +542,7 @@ def load_scenario(path) -> Scenario:
         if ignored:
             _fail(where, f"population.{ignored[0]}", f"has no effect with population.file (variant {name!r}): the "
                                                      "accounts are read from the file, not drawn")
-    return Scenario(path, config, variants, path_labels, base_names)
+    return Scenario(path, config, variants, path_labels, base_names, _study(where, config, variants))
 
 
 # ---------------------------------------------------------------- building
@@ -834,6 +945,7 @@ class ScenarioRun:
 
 
 PHASES = ("build", "simulate", "read-outs", "write", "report")
+STUDY_PHASE = "study"  # a fund-sizing study's own work (fund flows, the curve): RunTimes adds it when used
 
 
 @dataclass
@@ -843,7 +955,7 @@ class RunTimes:
     kernel: float = 0.0  # of "simulate": the kernels' own time (packing and unpacking excluded)
 
     def add(self, phase: str, seconds: float) -> None:
-        self.phases[phase] += seconds
+        self.phases[phase] = self.phases.get(phase, 0.0) + seconds
 
     @property
     def total(self) -> float:
@@ -975,6 +1087,9 @@ def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=Non
     Returns (folder, summary, phase times, price source)."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
+    if scenario.study is not None:  # a fund-sizing study: every variant over the study's paths
+        return run_study_to_folder(scenario, out_dir, progress_factory, force=force, before_run=before_run,
+                                   chart_helper=chart_helper)
     check_variants(scenario)
     times = RunTimes()
     started = time.perf_counter()
@@ -1009,6 +1124,123 @@ def run_to_folder(scenario: Scenario | str | Path, out_dir, progress_factory=Non
     return Path(out_dir), summary, times, price_source
 
 
+# ------------------------------------------------------------------ studies
+#: The tables a fund-sizing study adds to a run's folder.
+STUDY_TABLES = ("fund_sizing.parquet", "fund_paths.parquet")
+
+
+def _study_cfg(cfg: dict, seed: int) -> dict:
+    """A variant's settings on the path of ``seed``, with an ample insurance fund."""
+    from .studies import AMPLE_FUND
+
+    out = copy.deepcopy(cfg)
+    out["path"]["seed"] = seed
+    out["market"]["insurance_fund"] = AMPLE_FUND
+    return out
+
+
+def run_study_to_folder(scenario: Scenario, out_dir, progress_factory=None, *, force: bool = False,
+                        before_run=None, chart_helper: bool = False) -> tuple[Path, pd.DataFrame, RunTimes, str]:
+    """Run a fund-sizing study (``[study] kind = "fund-sizing"``, docs/studies.md) into ``out_dir``.
+
+    Every variant runs once through each of the study's paths (``study.paths``, the seeds of
+    a ``gbm`` or ``bootstrap`` path) with an ample insurance fund
+    (:data:`riskcore.studies.AMPLE_FUND`); each run is reduced at once to its fund flows
+    (:func:`riskcore.studies.fund_flows`) and dropped, but for the first path's, whose full
+    outputs (events, steps, final book, outcomes) and report sections are written as for a
+    plain scenario.  From the flows, :func:`riskcore.studies.fund_sizing` makes each variant's
+    curve over ``study.fund_sizes``: ``fund_sizing.parquet`` (a row per variant and size) and
+    ``fund_paths.parquet`` (a row per variant and path: the fund it needs, where, its
+    deficits and fees); the report gets its "Insurance-fund sizing" section.  The folder's
+    rules are those of :func:`run_to_folder`.  Returns (folder, summary of the first path's
+    variants, phase times, price source)."""
+    from . import report, studies
+
+    study = scenario.study
+    check_variants(scenario)
+    times = RunTimes()
+    started = time.perf_counter()
+    t0 = time.perf_counter()
+    runs = [(name, seed, _study_cfg(cfg, seed)) for seed in study.seeds for name, cfg in scenario.variants]
+    frames, sources, loaded = {}, {}, {}
+    for name, seed, cfg in runs:  # every path built (and so checked) before anything runs
+        key = path_key(cfg)
+        if key not in frames:
+            try:
+                frames[key], sources[key] = build_paths(scenario, cfg, loaded=loaded)
+            except ScenarioError as exc:
+                if len(study.seeds) == 1:
+                    raise
+                raise ScenarioError(f"{exc} (the path of seed {seed})") from None
+    first_key = path_key(runs[0][2])
+    price_source = sources[first_key]
+    if len(study.seeds) > 1:
+        spec = scenario.config["path"]
+        what = spec.get("price_source") or ("synthetic GBM" if spec["kind"] == "gbm" else
+                                            "bootstrap of " + ", ".join(Path(f).name for f in spec["source"].values()))
+        price_source = f"{what}, {len(study.seeds)} paths (path.seed {_seeds_text(list(study.seeds))})"
+    times.add("build", time.perf_counter() - t0)
+    flows: dict = {name: {} for name, _ in scenario.variants}
+    tables: dict = {}  # population key -> BookTable: the accounts are the same on every path
+    advance = None
+    with _OutputFolder(out_dir, times, force) as out:
+        if chart_helper:
+            out.chart_helper = report.ChartHelper()
+        if before_run is not None:
+            before_run(out.place)
+        for i, (name, seed, cfg) in enumerate(runs):
+            t0 = time.perf_counter()
+            paths = frames[path_key(cfg)]
+            pop = json.dumps([cfg["population"], cfg["market"], cfg.get("seed", 0),
+                              {s: float(f["open"].iloc[0]) for s, f in paths.items()}], sort_keys=True, default=str)
+            if pop not in tables:
+                tables[pop] = build_table(scenario, cfg, paths)
+            table = tables[pop]
+            funding = build_funding(scenario, cfg, paths)
+            times.add("build", time.perf_counter() - t0)
+            if advance is None and progress_factory is not None:
+                advance = progress_factory(sum(len(next(iter(frames[path_key(c)].values()))) for _, _, c in runs))
+            t0 = time.perf_counter()
+            result = _simulate(scenario, cfg, table, paths, funding, _ticker(advance))
+            times.add("simulate", time.perf_counter() - t0)
+            times.kernel += float(result.timings.get("kernel", 0.0))
+            t0 = time.perf_counter()
+            flows[name][seed] = studies.fund_flows(result)
+            times.add("study", time.perf_counter() - t0)
+            if i < len(scenario.variants):  # the first path: its full outputs and the report's sections
+                out.add_variant(name, result, table)
+            del result
+        t0 = time.perf_counter()
+        curve, per_path = fund_sizing_tables(scenario, flows)
+        with out._writing():
+            _parquet(curve, out.tmp / STUDY_TABLES[0])
+            _parquet(per_path, out.tmp / STUDY_TABLES[1])
+        out.study = report.FundSizingReport(curve=curve, paths=per_path, tail=study.tail,
+                                            adl_target=study.adl_target, description=price_source)
+        times.add("study", time.perf_counter() - t0)
+        summary = out.finish(scenario, frames[first_key], price_source, time.perf_counter() - started)
+    return Path(out_dir), summary, times, price_source
+
+
+def fund_sizing_tables(scenario: Scenario, flows: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two tables of a fund-sizing study from each variant's fund flows by path seed
+    (``{variant: {seed: fund_flows frame}}``): the curve (``variant`` and the columns of
+    :data:`riskcore.studies.FUND_SIZING_COLUMNS`, a row per size) and the paths (``variant``,
+    ``seed``, ``fund_needed``, ``step``, ``point``, ``deficits``, ``fees``)."""
+    from .studies import fund_needed, fund_sizing
+
+    study = scenario.study
+    curves, paths = [], []
+    for name, by_seed in flows.items():
+        curve = fund_sizing(by_seed, study.sizes, tail=study.tail)
+        curve.insert(0, "variant", name)
+        curves.append(curve)
+        need = fund_needed(by_seed).reset_index().rename(columns={"run": "seed"})
+        need.insert(0, "variant", name)
+        paths.append(need)
+    return pd.concat(curves, ignore_index=True), pd.concat(paths, ignore_index=True)
+
+
 _EVENT_TEXT = ("contract", "leg", "kind", "reason", "reason_code")
 
 
@@ -1025,6 +1257,7 @@ class _OutputFolder:
         self.digests: dict = {}
         self.pending: list = []  # Parquet writes of the last variant, running on the writer thread
         self.chart_helper = None  # a report.ChartHelper, when the run has one
+        self.study = None  # a report.FundSizingReport, for a fund-sizing study's section
 
     def __enter__(self):
         self.place.__enter__()
@@ -1116,7 +1349,8 @@ class _OutputFolder:
         report.write_report(self.tmp, self.digests, paths, title=scenario.name, notes=notes,
                             price_source=price_source, description=scenario.config.get("description", ""),
                             seed=scenario.config.get("seed", 0), settings=dict(scenario.variants),
-                            chart_helper=self.chart_helper, sweep=sweep)
+                            chart_helper=self.chart_helper, sweep=sweep,
+                            **({"fund_sizing": self.study} if self.study is not None else {}))
         self.times.add("report", time.perf_counter() - t0)
         self._wait()  # the last variant's files, written while the report was drawn
         t0 = time.perf_counter()

@@ -18,9 +18,10 @@ path is therefore
 
 and ``P(ADL | F)`` over a set of paths is the share of paths whose ``fund_needed``
 exceeds ``F``: a whole fund-sizing curve from one run per path
-(:func:`fund_needed`, :func:`adl_curve`).  What ADL then recovers and what is socialised
-depends on the run after that point and is not given here (run the engine with that
-fund to see it).
+(:func:`fund_needed`, :func:`adl_curve`).  ADL is off-market (it never moves the mark), so
+this stays exact with market impact and feedback.  :func:`fund_sizing` adds the socialised
+loss (what the fund does not pay): exact at the point where ADL starts, approximate after
+it, where the run with that fund differs from the ample run.
 
 :func:`adl_outcomes` reads a run's ADL events: who was deleveraged, by how much, what it
 covered and how concentrated it was, to compare ADL policies (``adl_policy`` of
@@ -36,7 +37,8 @@ import pandas as pd
 
 from .result import Result
 
-__all__ = ["AMPLE_FUND", "fund_flows", "fund_needed", "adl_curve", "adl_outcomes"]
+__all__ = ["AMPLE_FUND", "fund_flows", "fund_needed", "adl_curve", "fund_sizing", "FUND_SIZING_COLUMNS",
+           "adl_outcomes"]
 
 #: A starting fund no run here exhausts (the largest amount riskcore accepts).
 AMPLE_FUND = 1e15
@@ -93,14 +95,14 @@ def fund_needed(results: Result | Mapping[str, Result] | Iterable[Result]) -> pd
     none), ``deficits`` (all the run's deficits) and ``fees`` (all the fees the fund got).
     ``results``: one Result, a ``{name: Result}`` mapping (the names index the rows), or
     a sequence of Results (indexed 0, 1, ...); each from a run with an ample fund
-    (:data:`AMPLE_FUND`)."""
+    (:data:`AMPLE_FUND`), or in place of a Result the frame :func:`fund_flows` made of it."""
     if isinstance(results, Result):
         results = {0: results}
     elif not isinstance(results, Mapping):
         results = dict(enumerate(results))
     rows = {}
     for name, result in results.items():
-        flows = fund_flows(result)
+        flows = result if isinstance(result, pd.DataFrame) else fund_flows(result)
         need = flows["need"].to_numpy()
         at = int(np.argmax(need)) if need.size else -1
         needed = max(0.0, float(need[at])) if need.size else 0.0
@@ -134,8 +136,97 @@ def adl_curve(needed, sizes) -> pd.DataFrame:
 
 
 
+#: The columns of :func:`fund_sizing`, with their meaning (the report's table and docs/studies.md).
+FUND_SIZING_COLUMNS = {
+    "insurance_fund": "the insurance fund at the start",
+    "paths": "paths (runs) in the study",
+    "paths_with_adl": "paths on which this fund runs short (exact)",
+    "p_adl": "paths_with_adl / paths: the probability of ADL (exact for these paths)",
+    "socialised_mean": "mean over the paths of the socialised loss: deficits the fund does not pay (approximate "
+                       "after the first shortfall)",
+    "socialised_tail": "expected shortfall of the socialised loss at tail_level: the mean of the worst "
+                       "ceil((1 - tail_level) x paths) paths (approximate after the first shortfall)",
+    "socialised_max": "the largest socialised loss over the paths (approximate after the first shortfall)",
+    "first_point_mean": "mean over the paths of the shortfall at the point where ADL starts (exact; a lower bound "
+                        "of the socialised loss)",
+    "first_point_tail": "its expected shortfall at tail_level (exact; a lower bound of socialised_tail's)",
+    "tail_level": "the level of the tail columns",
+}
+
+
+def _records(need: np.ndarray) -> np.ndarray:
+    """The needs that set a new high, in run order (a fund of ``F`` first runs short at the
+    first of them above ``F``)."""
+    if need.size == 0:
+        return need
+    high = np.maximum.accumulate(need)
+    keep = np.concatenate([[True], high[1:] > high[:-1]])
+    return need[keep & (need > 0)]
+
+
+def _tail_mean(losses: np.ndarray, level: float) -> np.ndarray:
+    """Expected shortfall over paths (axis 0): the mean of the worst ceil((1 - level) * n)."""
+    n = losses.shape[0]
+    k = max(1, math.ceil(round((1.0 - level) * n, 9)))
+    worst = -np.sort(-losses, axis=0)[:k]
+    return worst.mean(axis=0)
+
+
+def fund_sizing(runs, sizes, *, tail: float = 0.95) -> pd.DataFrame:
+    """The fund-sizing curve over a set of paths, from one run per path with an ample fund.
+
+    ``runs``: as for :func:`fund_needed` (Results from runs with :data:`AMPLE_FUND`, or their
+    :func:`fund_flows` frames), one per path.  ``sizes``: starting funds.  ``tail``: the level
+    of the tail columns (0.95: the mean of the worst 5% of the paths, at least one path).
+    One row per size, the columns of :data:`FUND_SIZING_COLUMNS`.
+
+    What is exact and what is not.  A run's accounts do not depend on the fund until it first
+    runs short (the fund only takes fees and pays deficits, and ADL is off-market, so this
+    holds with market impact and feedback too).  So, for each path and fund ``F``:
+
+    * whether ADL happens, and where it starts, is exact: at the first point whose ``need``
+      (:func:`fund_flows`) exceeds ``F``; ``p_adl`` is exact for these paths;
+    * the shortfall at that first point, ``need - F``, is exact (the fund pays what it
+      holds, the rest is the shortfall); ``first_point_*`` give it, a lower bound of the
+      socialised loss;
+    * after it, ADL has closed positions the ample run kept, and later liquidations may
+      differ.  ``socialised_*`` assume they do not: the fund then starts at ``F``, gets the
+      fees and pays the deficits of the ample run, never below zero, and what it cannot pay
+      is socialised.  That comes to ``max(0, fund_needed - F)`` on each path.  Exact when
+      nothing is liquidated after ADL starts; an approximation otherwise.
+
+    "Socialised loss" here is all of a deficit the fund does not pay: what ADL recovers from
+    the counterparties plus what nobody covers (the run's ``socialised_loss`` column).
+    """
+    if not 0 < tail < 1:
+        raise ValueError(f"tail must be a level between 0 and 1 (0.95: the worst 5% of the paths), not {tail!r}")
+    sizes = np.asarray(list(sizes), dtype=np.float64)
+    if sizes.size == 0 or not np.all(np.isfinite(sizes)) or np.any(sizes < 0):
+        raise ValueError("sizes must be finite fund sizes >= 0, at least one")
+    runs = _runs(runs)
+    if not runs:
+        raise ValueError("runs is empty: give one run (or its fund_flows) per path")
+    needed = np.zeros(len(runs))
+    first = np.zeros((len(runs), sizes.size))
+    for i, run in enumerate(runs.values()):
+        flows = run if isinstance(run, pd.DataFrame) else fund_flows(run)
+        records = _records(flows["need"].to_numpy(np.float64))
+        if records.size:
+            needed[i] = records[-1]
+            at = np.searchsorted(np.maximum.accumulate(records), sizes, side="right")  # first record above F
+            hit = at < records.size
+            first[i, hit] = records[at[hit]] - sizes[hit]
+    loss = np.maximum(0.0, needed[:, None] - sizes[None, :])
+    with_adl = (needed[:, None] > sizes[None, :]).sum(axis=0)
+    return pd.DataFrame({"insurance_fund": sizes, "paths": len(runs), "paths_with_adl": with_adl,
+                         "p_adl": with_adl / len(runs), "socialised_mean": loss.mean(axis=0),
+                         "socialised_tail": _tail_mean(loss, tail), "socialised_max": loss.max(axis=0),
+                         "first_point_mean": first.mean(axis=0), "first_point_tail": _tail_mean(first, tail),
+                         "tail_level": float(tail)}, columns=list(FUND_SIZING_COLUMNS))
+
+
 def _runs(results) -> dict:
-    if isinstance(results, Result):
+    if isinstance(results, (Result, pd.DataFrame)):
         return {0: results}
     if isinstance(results, Mapping):
         return dict(results)

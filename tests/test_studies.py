@@ -117,3 +117,6 @@ def test_fund_sizing_benchmark_small(tmp_path, capsys):
     assert len(p) == 10 and all(a >= b for a, b in zip(p, p[1:])) and set(p) <= {0.0, 1 / 3, 2 / 3, 1.0}
     assert data["paths"] == 3 and data["accounts"] == 400 and data["liquidation_slippage"] == 0.01
     assert "fund sizing: 3 paths x 400 accounts" in capsys.readouterr().out
+    # the public path (a [study] scenario through run_to_folder) gives the same P(ADL)
+    assert data["public"]["same_p_adl_as_direct"] is True
+    assert [row["p_adl"] for row in data["public"]["curve"]] == p
