@@ -67,13 +67,15 @@ def test_killed_run_resumes_with_the_same_result(inputs, tmp_path, stop):
     whole = simulate(table, paths, **params)
     assert (whole.events["kind"] == "liquidation").any() and (whole.events["kind"] == "action").any()
     ckpt = tmp_path / "run.ckpt"
-    with pytest.raises(Killed):
+    with pytest.raises(Killed) as killed:
         simulate(table, paths, checkpoint=ckpt, checkpoint_every=0, progress=kill_at(stop), **params)
     assert ckpt.is_file()
     seen = []
     resumed = simulate(table, paths, checkpoint=ckpt, checkpoint_every=0, progress=seen.append, **params)
     assert resumed.timings["resumed_from_bar"] == seen[0] > 0  # it did not start over
-    assert seen[0] <= stop and seen[-1] == 120
+    # it resumed from the last checkpoint up to where it was killed (one after every call of the
+    # kernel but the last), and finished
+    assert seen[0] <= killed.value.args[0] and killed.value.args[0] >= stop and seen[-1] == 120
     assert_same(resumed, whole)
     assert not ckpt.exists()  # a finished run's checkpoint is removed
     assert list(tmp_path.iterdir()) == []  # and nothing else was left behind

@@ -49,6 +49,7 @@ def event_rows() -> int:
 
 
 CHUNK = 32  # bars per kernel call: the event buffers are emptied between calls
+MIN_PROGRESS_CHUNK = 8  # bars per call at least when a progress bar is shown
 
 
 def default_capacity(n_slots: int, rates: np.ndarray) -> int:
@@ -180,9 +181,10 @@ class _Run:
 
     def steps(self, t0: int, t1: int, resume: bool, progress) -> None:
         """Bars ``t0:t1`` in kernel calls of :data:`CHUNK` bars (smaller when someone watches
-        the progress: about 1% of the run), emptying the event buffers after each call (a
-        chunk boundary is a plain bar boundary)."""
-        chunk = CHUNK if progress is None else max(1, min(CHUNK, self.paths.n_steps // 100))
+        the progress: about 5% of the run, at least :data:`MIN_PROGRESS_CHUNK` bars, since
+        every call starts the parallel threads again), emptying the event buffers after each
+        call (a chunk boundary is a plain bar boundary)."""
+        chunk = CHUNK if progress is None else min(CHUNK, max(MIN_PROGRESS_CHUNK, self.paths.n_steps // 20))
         while t0 < t1:
             end = min(t1, t0 + chunk)
             start = time.perf_counter()
