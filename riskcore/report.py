@@ -366,6 +366,7 @@ class VariantDigest:
     loss_stats: dict = field(default_factory=dict)
     cascade: dict = field(default_factory=dict)  # _cascade_facts: rounds, final marks (market impact)
     adl: dict = field(default_factory=dict)  # riskcore.studies.adl_outcomes' row (runs with ADL only)
+    venue: dict = field(default_factory=dict)  # riskcore.venues.study.venue_outcomes' row
 
 
 @dataclass
@@ -555,7 +556,15 @@ def digest(result: Result, start_book, name=None, outcomes: pd.DataFrame | None 
     return VariantDigest(result.steps, dict(result.params), dict(result.ledger),
                          _summary_row(result, start, outcomes), _clusters(result.events),
                          outcomes["pnl_pct"].to_numpy(np.float64), **_aggregate(outcomes, start),
-                         cascade=_cascade_facts(result), adl=_adl_facts(result))
+                         cascade=_cascade_facts(result), adl=_adl_facts(result), venue=_venue_facts(result))
+
+
+def _venue_facts(result: Result) -> dict:
+    """``venues.study.venue_outcomes`` of a run: the Venues section compares them when the
+    variants' venue profiles differ."""
+    from .venues.study import venue_outcomes
+
+    return {k: (v if isinstance(v, str) else float(v)) for k, v in venue_outcomes(result).iloc[0].items()}
 
 
 def _adl_facts(result: Result) -> dict:
@@ -1968,6 +1977,49 @@ def _adl_html(runs: Mapping[str, VariantDigest], order: list, styles: Mapping[st
         for col, (kind, meaning) in ADL_COLUMNS.items()])
 
 
+#: The Venues section (only when the variants' venue profiles differ): its id and title.
+VENUE_SECTION = ("venues", "Venues: where the liquidation procedures differ")
+
+#: Rows of the Venues table: column -> (unit key, meaning); from riskcore.venues.study.venue_outcomes.
+VENUE_ROWS = {
+    "venues": ("", "the venue profile(s) of the variant's contracts (docs/venues.md)"),
+    "liquidations": ("closes", "liquidation closes (a partial liquidation is one close)"),
+    "positions_closed_out": ("positions", "positions liquidated and gone at the end"),
+    "positions_reduced": ("positions", "positions partly liquidated and still open at the end"),
+    "accounts_liquidated": ("accounts", "accounts with a liquidation"),
+    "liquidated_notional": ("money", "notional liquidated, at the execution prices"),
+    "liquidation_fees": ("money", "what the liquidations paid the fund (fees, penalties, takeovers, backstops)"),
+    "bad_debt": ("money", "deficits of bankrupt positions"),
+    "insurance_paid": ("money", "of which the fund paid"),
+    "adl_recovered": ("money", "of which ADL recovered from counterparties"),
+    "socialised": ("money", "of which nobody paid"),
+    "adl_positions_hit": ("positions", "counterparty positions closed by ADL"),
+    "fund_end": ("money", "the insurance fund after the last bar"),
+}
+
+
+def _venue_cell(col: str, value, base) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    money = VENUE_ROWS[col][0] == "money"
+    text = f"{value:,.2f}" if money else f"{int(value):,}"
+    if base is not None and not isinstance(base, str) and value != base:
+        diff = value - base
+        text += f" ({diff:+,.2f})" if money else f" ({int(diff):+,})"
+    return text
+
+
+def _venue_html(runs: Mapping[str, VariantDigest], order: list, styles: Mapping[str, _Style], unit: str) -> str:
+    base = next((n for n in order if runs[n].venue.get("venues") == "binance"), order[0])
+    return _metric_table("venue-table", order, styles, [
+        (col, unit if kind == "money" else kind,
+         {n: _venue_cell(col, runs[n].venue.get(col, math.nan), None if n == base else runs[base].venue.get(col))
+          for n in order}, meaning)
+        for col, (kind, meaning) in VENUE_ROWS.items()]), base
+
+
 #: Charts written only with the section they illustrate (Cascades, Auto-deleveraging, Insurance-fund sizing).
 SECTION_CHARTS = {
     "cascades.png": "liquidated notional and bad debt per variant, with and without market impact",
@@ -2624,6 +2676,18 @@ this table for any run.</p>
                          f"ADL borne by the top 1% and top 10% of the accounts hit.")}
 </section>
 """
+    venue_html = ""
+    if len({d.venue.get("venues") for d in runs.values() if d.venue}) > 1:
+        table, base = _venue_html(runs, order, styles, unit)
+        venue_html = f"""<section id="{VENUE_SECTION[0]}">
+<h2>{_esc(VENUE_SECTION[1])}</h2>
+<p>The variants apply different venues' rules (docs/venues.md): how maintenance margin is charged, whether a
+position is liquidated whole, by tier or in slices, what the insurance fund keeps, and who is deleveraged. The
+numbers in brackets are each variant's difference to {_esc(base)}.
+<code>riskcore.venues.study.venue_differences</code> gives this table for any set of runs.</p>
+{table}
+</section>
+"""
     cascade_html = ""
     if has_impact:
         found = found + _cascade_findings(cascades, unit)
@@ -2752,8 +2816,9 @@ every path.</p>
     toc = "".join(f'<a href="#{k}">{_esc(v)}</a>' for k, v in SECTIONS.items() if k != "title")
     if spread_toc:
         toc = toc.replace('<a href="#headline">', spread_toc + '<a href="#headline">', 1)
-    if cascade_html or adl_html or fund_html:
+    if cascade_html or adl_html or fund_html or venue_html:
         extra_toc = (f'<a href="#{FUND_SECTION[0]}">Insurance-fund sizing</a>' if fund_html else "") + (
+            f'<a href="#{VENUE_SECTION[0]}">Venues</a>' if venue_html else "") + (
             f'<a href="#{CASCADE_SECTION[0]}">Cascades</a>' if cascade_html else "") + (
             f'<a href="#{ADL_SECTION[0]}">Auto-deleveraging</a>' if adl_html else "")
         toc = toc.replace('<a href="#timeline">', extra_toc + '<a href="#timeline">', 1)
@@ -2792,7 +2857,7 @@ Money in {_esc(unit)}.</p>
 <h2>{SECTIONS["comparison-section"]}</h2>
 {_figure_html("comparison.png", captions["comparison.png"])}
 </section>
-{fund_html}{cascade_html}{adl_html}<section id="timeline">
+{fund_html}{venue_html}{cascade_html}{adl_html}<section id="timeline">
 <h2>{SECTIONS["timeline"]}</h2>
 {_figure_html("price.png", captions["price.png"])}
 {_figure_html("liquidations.png", captions["liquidations.png"])}

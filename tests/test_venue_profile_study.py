@@ -44,3 +44,28 @@ def test_outcomes_count_partial_and_whole_liquidations():
     assert diff.loc["binance", "liquidated_notional_vs_base"] == 0.0
     with pytest.raises(KeyError, match="base run 'nope'"):
         venue_differences(runs, base="nope")
+
+
+def test_the_report_compares_venues_only_when_they_differ(tmp_path):
+    """riskcore run on a grid over market.venue: the report gets a Venues section whose table
+    holds each variant's venue_outcomes (read back from the run's own events here)."""
+    import pandas as pd
+    from test_scenarios import SMALL, write
+
+    from riskcore.cli import main
+
+    text = SMALL + '\n[grid]\n"market.venue" = ["binance", "okx"]\n'
+    out = tmp_path / "out"
+    assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--no-progress"]) == 0
+    html = (out / "report.html").read_text()
+    assert 'id="venues"' in html and 'href="#venues"' in html and 'id="venue-table"' in html
+    table = html.split('id="venue-table"')[1].split("</table>")[0]
+    assert "okx" in table and "binance" in table
+    events = pd.read_parquet(out / "events.parquet")
+    n_liq = events[events["kind"] == "liquidation"].groupby("variant", observed=True).size()
+    assert n_liq.sum() > 0
+    for variant, count in n_liq.items():  # each variant's count of liquidation closes is in the table
+        assert f"{count:,}" in table
+    plain = tmp_path / "plain"
+    assert main(["run", str(write(tmp_path, SMALL, "p.toml")), "--out", str(plain), "--no-progress"]) == 0
+    assert 'id="venues"' not in (plain / "report.html").read_text()

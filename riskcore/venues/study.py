@@ -54,6 +54,7 @@ def _outcome(result: Result) -> dict:
     liq = ev[ev["kind"] == "liquidation"]
     keys = set(zip(liq["account"], liq["contract"].astype(str), liq["leg"].astype(str)))
     final = result.final.positions
+    final = final[final["account"].isin(liq["account"].unique())]  # only the liquidated accounts' positions
     still = set(zip(final["account"], final["contract"].astype(str), final["leg"].astype(str)))
     reduced = len(keys & still)
     steps = result.steps
@@ -76,7 +77,7 @@ def _outcome(result: Result) -> dict:
         "adl_positions_hit": int(adl["positions_hit"]),
         "adl_accounts_hit": int(adl["accounts_hit"]),
         "adl_notional": float(adl["adl_notional"]),
-        "open_positions_end": int(len(final)),
+        "open_positions_end": int(len(result.final.positions)),
     }
 
 
