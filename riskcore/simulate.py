@@ -23,6 +23,26 @@ def impact_specs(impact, contracts) -> dict:
         raise InputError(str(exc)) from None
 
 
+def check_settings(*, intrabar, mm_basis, liquidation_fee_rate, liquidation_slippage, insurance_fund, adl_policy,
+                   adl_seed) -> None:
+    """:func:`simulate`'s checks of the run's settings (shared with
+    :func:`riskcore.shard.simulate_sharded`); an :class:`InputError` names the bad one."""
+    if intrabar not in INTRABAR_MODELS:
+        raise InputError(f"intrabar must be one of {INTRABAR_MODELS}, not {intrabar!r}")
+    if mm_basis not in ("mark", "entry"):
+        raise InputError(f"mm_basis must be 'mark' or 'entry', not {mm_basis!r}")
+    for name, value, top in (("liquidation_fee_rate", liquidation_fee_rate, 0.5),
+                             ("liquidation_slippage", liquidation_slippage, 0.5)):
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and 0.0 <= value < top):
+            raise InputError(f"{name} must be a fraction in [0, {top}), not {value!r}")
+    if not (isinstance(insurance_fund, (int, float)) and not isinstance(insurance_fund, bool)
+            and math.isfinite(insurance_fund) and 0 <= insurance_fund <= 1e15):
+        raise InputError(f"insurance_fund must be a number from 0 to 1e15, not {insurance_fund!r}")
+    adl.policy_code(adl_policy)
+    adl.check_seed(adl_seed)
+
+
 def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float = 0.0,
              liquidation_slippage: float = 0.0, funding=None, tape=None, intrabar: str = "ohlc",
              mm_basis: str = "mark", engine: str = "numba", progress=None, event_capacity: int | None = None,
@@ -106,22 +126,11 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
         table = book
     else:
         raise TypeError(f"book must be a riskcore.BookTable or a riskcore.Book, not {type(book).__name__}")
-    if intrabar not in INTRABAR_MODELS:
-        raise InputError(f"intrabar must be one of {INTRABAR_MODELS}, not {intrabar!r}")
-    if mm_basis not in ("mark", "entry"):
-        raise InputError(f"mm_basis must be 'mark' or 'entry', not {mm_basis!r}")
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {ENGINES}, not {engine!r}")
-    for name, value, top in (("liquidation_fee_rate", liquidation_fee_rate, 0.5),
-                             ("liquidation_slippage", liquidation_slippage, 0.5)):
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                and 0.0 <= value < top):
-            raise InputError(f"{name} must be a fraction in [0, {top}), not {value!r}")
-    if not (isinstance(insurance_fund, (int, float)) and not isinstance(insurance_fund, bool)
-            and math.isfinite(insurance_fund) and 0 <= insurance_fund <= 1e15):
-        raise InputError(f"insurance_fund must be a number from 0 to 1e15, not {insurance_fund!r}")
-    adl.policy_code(adl_policy)
-    adl.check_seed(adl_seed)
+    check_settings(intrabar=intrabar, mm_basis=mm_basis, liquidation_fee_rate=liquidation_fee_rate,
+                   liquidation_slippage=liquidation_slippage, insurance_fund=insurance_fund, adl_policy=adl_policy,
+                   adl_seed=adl_seed)
     paths = PricePaths.from_frames(paths)
     impact = impact_specs(impact, paths.contracts)
     if isinstance(cascade_rounds, bool) or not isinstance(cascade_rounds, int) or not 1 <= cascade_rounds <= 1000:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 import socket
@@ -40,7 +39,7 @@ import numpy as np
 from .. import adl
 from ..errors import RiskcoreError
 from ..impact import DEFAULT_ROUNDS
-from ..inputs import INTRABAR_MODELS, InputError, PricePaths, funding_by_step
+from ..inputs import InputError, PricePaths, funding_by_step
 from ..kernels import checkpoint as checkpoints
 from ..kernels.checkpoint import CheckpointError
 from ..kernels.enums import BlockAcc, EvI, Glob, N_BLOCK_ACC, Stage
@@ -308,20 +307,11 @@ def warm_shard() -> dict:
 def _validate(table, paths, *, liquidation_fee_rate, insurance_fund, liquidation_slippage, intrabar, mm_basis,
               impact, tape, adl_policy, adl_seed, shards, window, checkpoint_every):
     """simulate()'s checks, and what a sharded run refuses."""
-    if intrabar not in INTRABAR_MODELS:
-        raise InputError(f"intrabar must be one of {INTRABAR_MODELS}, not {intrabar!r}")
-    if mm_basis not in ("mark", "entry"):
-        raise InputError(f"mm_basis must be 'mark' or 'entry', not {mm_basis!r}")
-    for name, value, top in (("liquidation_fee_rate", liquidation_fee_rate, 0.5),
-                             ("liquidation_slippage", liquidation_slippage, 0.5)):
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                and 0.0 <= value < top):
-            raise InputError(f"{name} must be a fraction in [0, {top}), not {value!r}")
-    if not (isinstance(insurance_fund, (int, float)) and not isinstance(insurance_fund, bool)
-            and math.isfinite(insurance_fund) and 0 <= insurance_fund <= 1e15):
-        raise InputError(f"insurance_fund must be a number from 0 to 1e15, not {insurance_fund!r}")
-    adl.policy_code(adl_policy)
-    adl.check_seed(adl_seed)
+    from ..simulate import check_settings
+
+    check_settings(intrabar=intrabar, mm_basis=mm_basis, liquidation_fee_rate=liquidation_fee_rate,
+                   liquidation_slippage=liquidation_slippage, insurance_fund=insurance_fund, adl_policy=adl_policy,
+                   adl_seed=adl_seed)
     if impact:
         raise InputError(
             "simulate_sharded: market impact (impact=...) is refused: the fill price of every liquidation depends "
