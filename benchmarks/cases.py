@@ -44,10 +44,11 @@ from riskcore.table import contract_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-#: the real crash windows a run case can take its bars from: (file, the shipped bracket table's date)
+#: the real crash windows a run case can take its bars from: (file, the shipped bracket table's date,
+#: the 60 bars of its small version: the window's steepest sell-off)
 CRASHES = {
-    "2025-10-10": ("BTCUSDT_PERP_1m_20251010T1831_20251010T2253_last.csv.gz", "2025-10-10"),  # 263 bars
-    "2020-03-12": ("BTCUSDT_PERP_1m_20200312T1718_20200313T0258_last.csv.gz", "2022-05-21"),  # 580 bars
+    "2025-10-10": ("BTCUSDT_PERP_1m_20251010T1831_20251010T2253_last.csv.gz", "2025-10-10", (130, 190)),  # 263 bars
+    "2020-03-12": ("BTCUSDT_PERP_1m_20200312T1718_20200313T0258_last.csv.gz", "2022-05-21", (329, 389)),  # 580 bars
 }
 CRASH_FILE = SHARED_DATA / CRASHES["2025-10-10"][0]
 SYNTHETIC_BARS = 272  # the e2e path when the crash file is absent
@@ -134,9 +135,11 @@ SMALL_RUN_WINDOW = (130, 190)  # the sell-off of the 2025-10-10 window (and the 
 def small(case: Case) -> Case:
     """A tiny version of ``case`` (same generator, flags and seed) for the differential test:
     30 accounts (more when a contract would hold only a few positions) and 40 bars; a run
-    case keeps 24 accounts and the 60 bars of :data:`SMALL_RUN_WINDOW` around the crash."""
+    case keeps 24 accounts and 60 bars around the crash (its window's in :data:`CRASHES`, else
+    :data:`SMALL_RUN_WINDOW`, the synthetic path's wick)."""
     if case.kind == "run":
-        return dataclasses.replace(case, name=f"{case.name}.small", accounts=24, window=SMALL_RUN_WINDOW)
+        window = CRASHES[case.crash][2] if case.crash_file.is_file() else SMALL_RUN_WINDOW
+        return dataclasses.replace(case, name=f"{case.name}.small", accounts=24, window=window)
     accounts = 30 * -(-case.contracts // case.positions_per_account)
     return dataclasses.replace(case, name=f"{case.name}.small", accounts=min(case.accounts, accounts),
                                bars=min(case.bars, 40))

@@ -89,6 +89,11 @@ class Impact:
         check(self, "")
 
     @property
+    def active(self) -> bool:
+        """Whether the model moves any fill: a square-root law with ``k * sigma > 0``, or a depth table."""
+        return self.depth is not None or self.coef > 0.0
+
+    @property
     def coef(self) -> float:
         """``k * sigma`` of the square-root law (0 with a depth table)."""
         return 0.0 if self.depth is not None else float(self.k) * float(self.sigma)

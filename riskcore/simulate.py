@@ -147,7 +147,7 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
             raise InputError(f"account {account!r} holds {missing} but the paths have no bars for it")
     venues = dict(zip(table.contracts["contract"], table.contracts["venue"]))
     venues = {symbol: str(venues[symbol]) for symbol in paths.contracts}
-    if any(spec.coef > 0.0 for spec in impact.values()):
+    if any(spec.active for spec in impact.values()):
         partial = [s for s, v in venues.items() if venue_profile(v).partial]
         if partial:
             raise InputError(f"market impact with partial liquidation is not supported: contract(s) {partial} "

@@ -144,9 +144,18 @@ def test_bad_depth_tables_are_refused_naming_the_level(impact, message):
         simulate(three_longs(), gap_path(), liquidation_fee_rate=0.0, impact=impact)
 
 
+def test_a_depth_table_with_partial_liquidation_is_refused():
+    from riskcore import BookTable
+
+    frames = three_longs().to_table().frames()
+    frames["contracts"] = frames["contracts"].assign(venue="bybit")
+    with pytest.raises(InputError, match="market impact with partial liquidation is not supported"):
+        simulate(BookTable.from_frames(frames), gap_path(), liquidation_fee_rate=0.0, impact=DEPTH)
+
+
 def test_depth_table_dataclass():
     spec = Impact(depth=[[0.001, 1e6], [0.01, 1e7]], thinning=3)
-    assert spec.depth == ((0.001, 1e6), (0.01, 1e7)) and spec.coef == 0.0
+    assert spec.depth == ((0.001, 1e6), (0.01, 1e7)) and spec.coef == 0.0 and spec.active
     hash(spec)  # frozen and hashable, as a scenario's models are compared
     with pytest.raises(ImpactError, match="sigma is missing"):
         Impact()

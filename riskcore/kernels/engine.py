@@ -293,7 +293,7 @@ def run_numba(book, paths, funding_rates=None, actions=None, *, liquidation_fee_
     if on_overflow not in ("grow", "raise"):
         raise ValueError(f"on_overflow must be 'grow' or 'raise', not {on_overflow!r}")
     impact = dict(impact or {})
-    impact_on = any(spec.coef > 0.0 or spec.depth is not None for spec in impact.values())
+    impact_on = any(spec.active for spec in impact.values())
     params = Params(INTRABAR_CODES[intrabar], mm_basis == "entry", float(liquidation_fee_rate),
                     float(liquidation_slippage), int(block), bool(sleep), impact_on, int(cascade_rounds),
                     policy_code(adl_policy), check_seed(adl_seed))

@@ -720,6 +720,9 @@ def simulate_sharded(book, paths, *, liquidation_fee_rate: float, insurance_fund
     result.params["cascade_rounds"] = int(cascade_rounds)
     result.params["adl_policy"] = adl_policy
     result.params["adl_seed"] = adl_seed
+    result.params["venues"] = {symbol: str(v) for symbol, v in zip(table.contracts["contract"],
+                                                                    table.contracts["venue"])
+                               if symbol in paths.contracts}
     stats["wall_seconds"] = time.perf_counter() - wall
     result.timings["kernel"] = stats["worker_kernel_seconds"]
     result.timings["resumed_from_bar"] = stats["resumed_from_bar"]
