@@ -43,6 +43,21 @@ def check_settings(*, intrabar, mm_basis, liquidation_fee_rate, liquidation_slip
     adl.check_seed(adl_seed)
 
 
+def check_paths_cover(table, paths) -> None:
+    """The paths name only the book's contracts and cover every contract an account holds a
+    position or an order on (shared with :func:`riskcore.shard.simulate_sharded`)."""
+    unknown = [c for c in paths.contracts if c not in table.symbols]
+    if unknown:
+        raise InputError(f"paths given for contract(s) {unknown} that the book does not have")
+    for frame in (table.positions, table.orders):
+        held = ~frame["contract"].isin(paths.contracts).to_numpy()
+        if held.any():
+            i = int(held.argmax())
+            account = frame["account"].iloc[i]
+            missing = sorted(set(frame.loc[(frame["account"] == account).to_numpy() & held, "contract"].astype(str)))
+            raise InputError(f"account {account!r} holds {missing} but the paths have no bars for it")
+
+
 def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float = 0.0,
              liquidation_slippage: float = 0.0, funding=None, tape=None, intrabar: str = "ohlc",
              mm_basis: str = "mark", engine: str = "numba", progress=None, event_capacity: int | None = None,
@@ -135,16 +150,7 @@ def simulate(book, paths, *, liquidation_fee_rate: float, insurance_fund: float 
     impact = impact_specs(impact, paths.contracts)
     if isinstance(cascade_rounds, bool) or not isinstance(cascade_rounds, int) or not 1 <= cascade_rounds <= 1000:
         raise InputError(f"cascade_rounds must be a whole number from 1 to 1000, not {cascade_rounds!r}")
-    unknown = [c for c in paths.contracts if c not in table.symbols]
-    if unknown:
-        raise InputError(f"paths given for contract(s) {unknown} that the book does not have")
-    for frame in (table.positions, table.orders):
-        held = ~frame["contract"].isin(paths.contracts).to_numpy()
-        if held.any():
-            i = int(held.argmax())
-            account = frame["account"].iloc[i]
-            missing = sorted(set(frame.loc[(frame["account"] == account).to_numpy() & held, "contract"].astype(str)))
-            raise InputError(f"account {account!r} holds {missing} but the paths have no bars for it")
+    check_paths_cover(table, paths)
     venues = dict(zip(table.contracts["contract"], table.contracts["venue"]))
     venues = {symbol: str(venues[symbol]) for symbol in paths.contracts}
     if any(spec.active for spec in impact.values()):

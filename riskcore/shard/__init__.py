@@ -307,7 +307,7 @@ def warm_shard() -> dict:
 def _validate(table, paths, *, liquidation_fee_rate, insurance_fund, liquidation_slippage, intrabar, mm_basis,
               impact, tape, adl_policy, adl_seed, shards, window, checkpoint_every):
     """simulate()'s checks, and what a sharded run refuses."""
-    from ..simulate import check_settings
+    from ..simulate import check_paths_cover, check_settings
 
     check_settings(intrabar=intrabar, mm_basis=mm_basis, liquidation_fee_rate=liquidation_fee_rate,
                    liquidation_slippage=liquidation_slippage, insurance_fund=insurance_fund, adl_policy=adl_policy,
@@ -335,16 +335,7 @@ def _validate(table, paths, *, liquidation_fee_rate, insurance_fund, liquidation
     for name, value in (("window", window), ("checkpoint_every", checkpoint_every)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{name} must be a whole number of bars >= 1, not {value!r}")
-    unknown = [c for c in paths.contracts if c not in table.symbols]
-    if unknown:
-        raise InputError(f"paths given for contract(s) {unknown} that the book does not have")
-    for frame in (table.positions, table.orders):
-        held = ~frame["contract"].isin(paths.contracts).to_numpy()
-        if held.any():
-            i = int(held.argmax())
-            account = frame["account"].iloc[i]
-            missing = sorted(set(frame.loc[(frame["account"] == account).to_numpy() & held, "contract"].astype(str)))
-            raise InputError(f"account {account!r} holds {missing} but the paths have no bars for it")
+    check_paths_cover(table, paths)
 
 
 class _Executor:
